@@ -1,0 +1,1 @@
+"""The lab: an emulated Exchange organisation behind a real WS-Management endpoint on loopback."""

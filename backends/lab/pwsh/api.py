@@ -1,0 +1,137 @@
+"""The objects and the command interface shared by the lab's interpreter and its emulated cmdlets.
+
+The interpreter (``interpreter.py``) binds parameters and runs pipelines; emulated commands
+(Exchange, IIS, services, events, files, ... in ``backends/lab/exchange``) are ``CmdletSpec``
+entries in a registry. Values are plain Python values (str, int, float, bool, None, datetime,
+list) plus ``PSObject`` for objects with properties, ``PSEnum`` for .NET enums (ConvertTo-Json writes
+their number) and ``ScriptBlock`` for ``{ ... }``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class PSEnum:
+    """A .NET enum value: shown by name, serialised by ConvertTo-Json as its number."""
+
+    type_name: str
+    name: str
+    value: int
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PSObject:
+    """An object with ordered, case-insensitive properties and a .NET type name list."""
+
+    __slots__ = ("_names", "_values", "type_names")
+
+    def __init__(self, properties: dict[str, Any] | None = None,
+                 type_names: Iterable[str] = ("System.Management.Automation.PSCustomObject",)) -> None:
+        self._values: dict[str, Any] = {}
+        self._names: dict[str, str] = {}
+        self.type_names = list(type_names)
+        for key, value in (properties or {}).items():
+            self[key] = value
+
+    def __getitem__(self, name: str) -> Any:
+        return self._values[self._names[name.lower()]]
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        real = self._names.setdefault(name.lower(), name)
+        self._values[real] = value
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._names
+
+    def get(self, name: str, default: Any = None) -> Any:
+        real = self._names.get(name.lower())
+        return default if real is None else self._values[real]
+
+    def properties(self) -> list[tuple[str, Any]]:
+        """(name, value) pairs in their original order and spelling."""
+        return list(self._values.items())
+
+    def __repr__(self) -> str:
+        return f"PSObject({self.type_names[0]}, {self._values!r})"
+
+
+@dataclass
+class ScriptBlock:
+    """A ``{ ... }`` literal; ``invoke`` runs it with ``$_`` bound (supplied by the interpreter)."""
+
+    text: str
+    invoke: Callable[..., list[Any]]
+
+
+@dataclass
+class ErrorRecord:
+    """A PowerShell error: the console classifies by ``fully_qualified_error_id`` and ``exception_type``."""
+
+    message: str
+    fully_qualified_error_id: str
+    category: str = "NotSpecified"
+    exception_type: str = "System.Management.Automation.RuntimeException"
+    target: str = ""
+    command: str = ""
+
+
+class PSError(Exception):
+    """Raised by commands and the interpreter; ``record`` is what `$_` and CLIXML show."""
+
+    def __init__(self, record: ErrorRecord) -> None:
+        super().__init__(record.message)
+        self.record = record
+
+
+class CommandContext(Protocol):
+    """What a running command may use: its server's state and PowerShell's output streams."""
+
+    @property
+    def server(self) -> Any:
+        """The lab server this session runs on (``backends/lab/exchange`` defines it)."""
+
+    @property
+    def session(self) -> Any:
+        """Per-script session state (variables, whether the Exchange shell is loaded, ...)."""
+
+    def write_error(self, record: ErrorRecord) -> None:
+        """A non-terminating error (honours -ErrorAction / $ErrorActionPreference)."""
+
+    def write_warning(self, text: str) -> None: ...
+
+    def write_host(self, text: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One parameter of an emulated command, as PowerShell binds it."""
+
+    name: str
+    position: int | None = None
+    switch: bool = False
+    mandatory: bool = False
+    aliases: tuple[str, ...] = ()
+    pipeline: bool = False  # takes pipeline input by value
+
+
+CommandFunc = Callable[[CommandContext, dict[str, Any], list[Any]], Iterable[Any]]
+
+
+@dataclass(frozen=True)
+class CmdletSpec:
+    """An emulated command: ``func(ctx, bound_params, pipeline_input)`` returns output objects.
+
+    ``requires_ems`` marks Exchange cmdlets, unknown until the Exchange shell is loaded.
+    """
+
+    name: str
+    func: CommandFunc
+    params: tuple[ParamSpec, ...] = ()
+    requires_ems: bool = False
+    aliases: tuple[str, ...] = field(default=())

@@ -1,0 +1,94 @@
+"""Parse PowerShell text with tree-sitter-pwsh the way PowerShell's tokenizer sees it.
+
+PowerShell treats U+2018..U+201B as ``'``, U+201C..U+201E as ``"`` and U+2013..U+2015 as ``-``.
+The grammar does not, so we parse a copy with those characters mapped to ASCII; every one of them is
+a single code point like its ASCII twin, so character offsets are shared and literal values are
+read from the *original* text (``'a–b'`` stays ``a–b``). Used by the lab's interpreter and by the
+tests that check the console's scripts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import tree_sitter
+import tree_sitter_pwsh
+
+SMART_SINGLE = "\u2018\u2019\u201a\u201b"
+SMART_DOUBLE = "\u201c\u201d\u201e"
+SMART_DASH = "\u2013\u2014\u2015"
+_MAP = str.maketrans({**dict.fromkeys(SMART_SINGLE, "'"), **dict.fromkeys(SMART_DOUBLE, '"'),
+                      **dict.fromkeys(SMART_DASH, "-")})
+
+LANGUAGE = tree_sitter.Language(tree_sitter_pwsh.language())
+
+
+def map_smart_characters(text: str) -> str:
+    """Map the quote and dash look-alikes PowerShell accepts to their ASCII twins."""
+    return text.translate(_MAP)
+
+
+@dataclass
+class ParsedScript:
+    """A parse of one script: the tree of the mapped text plus a way back to the original text."""
+
+    original: str
+    mapped: str
+    tree: tree_sitter.Tree
+    _byte_to_char: list[int] = field(repr=False, default_factory=list)
+
+    def char_span(self, node: tree_sitter.Node) -> tuple[int, int]:
+        """Character offsets of a node (tree-sitter reports UTF-8 byte offsets)."""
+        return self._byte_to_char[node.start_byte], self._byte_to_char[node.end_byte]
+
+    def text(self, node: tree_sitter.Node) -> str:
+        """The node's text as written in the original script (smart characters kept)."""
+        start, end = self.char_span(node)
+        return self.original[start:end]
+
+    def errors(self) -> list[tree_sitter.Node]:
+        """Every ERROR or MISSING node: any one of them makes the script a parse error."""
+        found: list[tree_sitter.Node] = []
+        stack = [self.tree.root_node]
+        while stack:
+            node = stack.pop()
+            if node.is_error or node.is_missing:
+                found.append(node)
+                continue
+            if node.has_error:
+                stack.extend(node.children)
+        return found
+
+    def first_error_message(self) -> str | None:
+        """A PowerShell-like parse error message for the first error, or None when the parse is clean."""
+        errors = self.errors()
+        if not errors:
+            return None
+        node = min(errors, key=lambda n: n.start_byte)
+        line = node.start_point[0] + 1
+        start, _ = self.char_span(node)
+        line_start = self.original.rfind("\n", 0, start) + 1
+        column = start - line_start + 1
+        if node.is_missing:
+            what = f"Missing '{node.type}'"
+        else:
+            what = f"Unexpected token '{self.text(node)[:40]}' in expression or statement"
+        return f"At line:{line} char:{column}\n{what}."
+
+
+def _byte_to_char_table(text: str) -> list[int]:
+    table: list[int] = []
+    for index, char in enumerate(text):
+        table.extend([index] * len(char.encode("utf-8")))
+    table.append(len(text))
+    return table
+
+
+@lru_cache(maxsize=512)
+def parse(text: str) -> ParsedScript:
+    """Parse a script (cached by its text: the console sends the same bodies again and again)."""
+    mapped = map_smart_characters(text)
+    parser = tree_sitter.Parser(LANGUAGE)
+    tree = parser.parse(mapped.encode("utf-8"))
+    return ParsedScript(text, mapped, tree, _byte_to_char_table(mapped))
