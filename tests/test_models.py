@@ -1,0 +1,196 @@
+"""The domain model: ID rules, block matching, derived EM state, validation of action requests."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from pydantic import ValidationError
+
+from emconsole.models import (
+    ActionKind,
+    ActionRequest,
+    ActionScope,
+    Artifact,
+    ArtifactKind,
+    Direction,
+    EmEvent,
+    Mitigation,
+    MitigationKind,
+    MitigationStatus,
+    ServerState,
+    ServiceState,
+    base_id,
+    block_matches,
+    is_blocked,
+    parse_mitigation_kind,
+    parse_mitigation_status,
+)
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize(
+    ("full", "base"),
+    [("M2.1.0", "M2"), ("M1.1", "M1"), ("M01.3", "M01"), ("PING1", "PING1"), (" M2.1 ", "M2")],
+)
+def test_base_id(full: str, base: str) -> None:
+    assert base_id(full) == base
+
+
+@pytest.mark.parametrize(
+    ("entry", "applied", "expected"),
+    [
+        ("M2", "M2.1.0", True),  # short entry covers every sub-version
+        ("m2", "M2.1.0", True),  # case-insensitive
+        ("M2.1.0", "M2.1.0", True),  # exact full ID
+        ("M2.1.0", "m2.1.0", True),
+        (" M2 ", "M2.1.0", True),  # stray spaces from a hand-edited list
+        ("M2.1", "M2.1.0", False),  # partial sub-version is not a match
+        ("M2.1.0", "M2.1.1", False),
+        ("M2", "M21.1", False),  # a different mitigation that shares a prefix
+        ("M1", "M01.3", False),  # M01 is not folded into M1
+        ("M2", "M2", True),  # catalogue IDs are their own base
+        ("PING1", "PING1", True),
+        ("", "M2.1.0", False),
+    ],
+)
+def test_block_matches(entry: str, applied: str, expected: bool) -> None:
+    assert block_matches(entry, applied) is expected
+
+
+def test_is_blocked_scans_the_whole_list() -> None:
+    assert is_blocked("M2.1.0", ["M1", "M2"])
+    assert not is_blocked("M2.1.0", ["M1", "M2.1"])
+    assert not is_blocked("M2.1.0", [])
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        ("Applied", MitigationStatus.APPLIED),
+        ("blocked", MitigationStatus.BLOCKED),
+        ("Not Applicable", MitigationStatus.NOT_APPLICABLE),
+        ("NotApplied", MitigationStatus.NOT_APPLIED),
+        ("Failed", MitigationStatus.FAILED),
+        ("Pending", MitigationStatus.PENDING),
+        ("RolledBack", MitigationStatus.UNKNOWN),
+        ("", MitigationStatus.UNKNOWN),
+        (None, MitigationStatus.UNKNOWN),
+    ],
+)
+def test_parse_status(raw: str | None, status: MitigationStatus) -> None:
+    assert parse_mitigation_status(raw) is status
+
+
+@pytest.mark.parametrize(
+    ("raw", "kind"),
+    [
+        ("IIS", MitigationKind.URL_REWRITE),
+        ("url-rewrite", MitigationKind.URL_REWRITE),
+        ("Service", MitigationKind.SERVICE),
+        ("App Pool", MitigationKind.APP_POOL),
+        ("heartbeat", MitigationKind.HEARTBEAT),
+        ("DoNothing", MitigationKind.HEARTBEAT),
+        ("Registry", MitigationKind.UNKNOWN),
+    ],
+)
+def test_parse_kind(raw: str, kind: MitigationKind) -> None:
+    assert parse_mitigation_kind(raw) is kind
+
+
+def _state(**kw: object) -> ServerState:
+    return ServerState.model_validate({"name": "EX01", "read_time": NOW, **kw})
+
+
+@pytest.mark.parametrize(
+    ("org", "server", "enabled", "off"),
+    [
+        (True, True, True, ()),
+        (True, False, False, (ActionScope.SERVER,)),
+        (False, True, False, (ActionScope.ORG,)),
+        (False, False, False, (ActionScope.ORG, ActionScope.SERVER)),
+        (None, True, None, ()),
+        (None, False, False, (ActionScope.SERVER,)),
+    ],
+)
+def test_effective_em(org: bool | None, server: bool | None, enabled: bool | None, off: tuple) -> None:
+    state = _state(org_enabled=org, server_enabled=server)
+    assert state.em_enabled is enabled
+    assert state.em_off_at == off
+
+
+def test_server_state_round_trips_through_json_and_is_frozen() -> None:
+    rule = Artifact(
+        kind=ArtifactKind.REWRITE_RULE,
+        name="EEMS M2.1 OWA CSP - outbound",
+        pspath="IIS:\\Sites\\Default Web Site\\owa",
+        filter="system.webServer/rewrite/outboundRules",
+        direction=Direction.OUTBOUND,
+    )
+    state = _state(
+        org_enabled=True,
+        server_enabled=True,
+        service=ServiceState(status="Running", start_type="Automatic", process_id=4242),
+        applied=("M2.1.0",),
+        blocked=("M1",),
+        mitigations=(
+            Mitigation(
+                id="M2.1.0",
+                kind=MitigationKind.URL_REWRITE,
+                status=MitigationStatus.APPLIED,
+                artifacts=(rule,),
+            ),
+        ),
+        artifacts=(rule,),
+        events=(
+            EmEvent.model_validate(
+                {"id": 1005, "time": "2026-03-01T11:00:00", "provider": "MSExchange Mitigation Service"}
+            ),
+        ),
+    )
+    again = ServerState.model_validate_json(state.model_dump_json())
+    assert again == state
+    assert again.mitigations[0].base_id == "M2"
+    assert rule.mitigation_id == "M2.1"
+    assert state.service is not None and state.service.healthy
+    assert state.is_blocked("M1.1") and not state.is_blocked("M2.1.0")
+    with pytest.raises(ValidationError):
+        state.name = "EX02"
+
+
+def test_times_are_utc() -> None:
+    plus_two = timezone(timedelta(hours=2))
+    event = EmEvent(id=1008, time=datetime(2026, 3, 1, 14, 0, tzinfo=plus_two))
+    assert event.time == NOW and event.time.utcoffset() == timedelta(0)
+    naive = EmEvent(id=1008, time=datetime(2026, 3, 1, 12, 0))
+    assert naive.time == NOW
+
+
+def test_unknown_fields_are_refused() -> None:
+    with pytest.raises(ValidationError):
+        Mitigation.model_validate({"id": "M1", "colour": "red"})
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"kind": "block", "servers": ("EX01",)},  # no IDs
+        {"kind": "block", "servers": (), "mitigation_ids": ("M1",)},  # no servers
+        {"kind": "block", "servers": ("EX01",), "mitigation_ids": ("M1'; Stop-Service x",)},
+        {"kind": "restore", "servers": ("EX01",)},  # no backup ID
+        {"kind": "restore", "servers": ("EX01",), "backup_id": "..\\..\\evil"},
+        {"kind": "reapply", "servers": ("EX01",), "backup_id": "b1"},
+        {"kind": "delete", "servers": ("EX01",), "mitigation_ids": ("M1",), "scope": "org"},
+    ],
+)
+def test_impossible_action_requests_are_refused(kw: dict) -> None:
+    with pytest.raises(ValidationError):
+        ActionRequest.model_validate(kw)
+
+
+def test_action_request_defaults() -> None:
+    req = ActionRequest(kind=ActionKind.DELETE, servers=("EX01",), mitigation_ids=("M2",))
+    assert req.also_block is True and req.scope is ActionScope.SERVER
+    org = ActionRequest(kind=ActionKind.DISABLE, servers=("EX01",), scope=ActionScope.ORG)
+    assert org.scope is ActionScope.ORG
