@@ -23,10 +23,6 @@ from pydantic import BaseModel, ConfigDict, computed_field, field_validator, mod
 MITIGATION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 MITIGATION_ID_RE = re.compile(MITIGATION_ID_PATTERN)
 
-# A backup ID names a file on the server: keep it to characters that cannot escape a path.
-BACKUP_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
-BACKUP_ID_RE = re.compile(BACKUP_ID_PATTERN)
-
 
 class _Frozen(BaseModel):
     """Base for every domain model: immutable and strict about unknown fields."""
@@ -381,8 +377,9 @@ class ActionRequest(_Frozen):
     """One change (or the OCS test) the operator asked for, on one or more servers.
 
     Validated on construction so an impossible request never reaches the script layer: block,
-    unblock and delete need mitigation IDs; restore needs one backup ID; only enable/disable may
-    have organisation scope. ``also_block`` (delete only) keeps a deleted rule from coming back.
+    unblock and delete need valid mitigation IDs; restore needs a backup ID (its format is checked
+    by ``emconsole.remote.validate``, which owns it); only enable/disable may have organisation
+    scope. ``also_block`` (delete only) keeps a deleted rule from coming back.
     """
 
     kind: ActionKind
@@ -399,13 +396,6 @@ class ActionRequest(_Frozen):
             if not MITIGATION_ID_RE.match(mid):
                 raise ValueError(f"mitigation ID {mid!r} is not valid (letters, digits, '.', '_', '-')")
         return ids
-
-    @field_validator("backup_id")
-    @classmethod
-    def _valid_backup(cls, value: str | None) -> str | None:
-        if value is not None and not BACKUP_ID_RE.match(value):
-            raise ValueError(f"backup ID {value!r} is not valid (letters, digits, '_', '-')")
-        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> ActionRequest:
