@@ -1,0 +1,461 @@
+"""EmConsoleApp: the Textual application that owns the engine session, refreshes and actions.
+
+The app draws its first frame before anything slow happens: the engine (and, for the demo, the lab)
+is produced by an async ``starter`` that runs in a worker after mount. Refreshes and actions call
+the engine's asyncio API from async workers; each ServerView that arrives is published to every
+screen on the stack that shows servers (``server_changed``), so a row updates the moment its
+server answers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.screen import ModalScreen, Screen
+from textual.worker import Worker, WorkerState
+
+from emconsole.models import ActionKind, ActionOutcome, ActionRequest, ActionScope, OutcomeStatus
+
+if TYPE_CHECKING:
+    from emconsole.engine import ActionPlan, FleetEngine, ServerView
+
+    from emconsole.knowledge import Knowledge
+
+#: Binding actions that change servers: greyed out (check_action -> None) in read-only mode.
+CHANGE_ACTIONS = frozenset(
+    {"reapply", "block", "unblock", "delete", "enable_em", "disable_em", "enable_org", "disable_org"}
+)
+
+
+@dataclass
+class Session:
+    """What the starter hands the app once the engine is up (for the demo: once the lab runs)."""
+
+    engine: FleetEngine
+    environment: str = ""
+    production: bool = False
+    refresh_interval: float = 30.0
+    bulk_threshold: int = 3
+    keymap: dict[str, str] = field(default_factory=dict)
+    theme: str | None = None
+    knowledge: Knowledge | None = None
+    close: Callable[[], Awaitable[None]] | None = None
+
+
+Starter = Callable[[], Awaitable[Session]]
+
+
+@dataclass
+class ActionRun:
+    """One confirmed action and how it ended per server (reopenable summary)."""
+
+    title: str
+    request: ActionRequest
+    dry_run: bool
+    started: datetime
+    outcomes: list[ActionOutcome] = field(default_factory=list)
+    finished: bool = False
+
+
+class EmConsoleApp(App[int]):
+    """The fleet console."""
+
+    CSS_PATH = "emconsole.tcss"
+    TITLE = "emconsole"
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("question_mark", "help", "Help", id="app.help"),
+        Binding("M", "matrix", "Matrix", id="app.matrix"),
+        Binding("I", "mitigations", "Mitigations", show=False, id="app.mitigations"),
+        Binding("C", "command_log", "Commands", id="app.command_log"),
+        Binding("L", "audit_log", "Audit", id="app.audit_log"),
+        Binding("S", "results", "Results", show=False, id="app.results"),
+        Binding("r", "refresh_now", "Refresh", id="app.refresh"),
+        Binding("p", "toggle_pause", "Pause", id="app.pause"),
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True, id="app.quit"),
+    ]
+
+    def __init__(
+        self,
+        starter: Starter,
+        *,
+        read_only: bool = False,
+        clock: Callable[[], datetime] | None = None,
+        live_refresh: bool = True,
+    ) -> None:
+        super().__init__()
+        self._starter = starter
+        self.session: Session | None = None
+        self.engine: FleetEngine | None = None
+        self._read_only_flag = read_only
+        self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(timezone.utc))
+        self.live_refresh = live_refresh
+        self.paused = False
+        self.refreshing = False
+        self.refresh_done = 0
+        self.refresh_total = 0
+        self.start_error: str | None = None
+        self.last_run: ActionRun | None = None
+        self.ocs_tested: dict[str, bool] = {}
+        self.busy: dict[str, str] = {}
+        self._refresh_timer: Any = None
+        self._knowledge: Knowledge | None = None
+
+    # ----- start --------------------------------------------------------------------------------
+    def on_mount(self) -> None:
+        from emconsole.screens.fleet import FleetScreen
+
+        self.push_screen(FleetScreen())
+        # The first frame is drawn before the engine (and the lab) start.
+        self.call_after_refresh(self._start)
+
+    def _start(self) -> None:
+        self.run_worker(self._boot(), name="start", group="start", exit_on_error=False)
+
+    async def _boot(self) -> None:
+        try:
+            session = await self._starter()
+        except Exception as exc:  # the console stays up and says why
+            self.start_error = f"could not start: {exc}"
+            self.notify(self.start_error, severity="error", markup=False, timeout=30)
+            self._publish_status()
+            return
+        self.session = session
+        self.engine = session.engine
+        if self._read_only_flag:
+            self.engine.read_only = True
+        if session.keymap:
+            self.set_keymap(session.keymap)
+        if session.theme:
+            self.theme = session.theme
+        if session.production:
+            self.screen_stack[0].add_class("-production")
+            for screen in self.screen_stack:
+                screen.add_class("-production")
+        self.add_class("-production" if session.production else "-nonproduction")
+        for view in self.engine.views():
+            self.publish(view)
+        self.refresh_bindings()
+        self.refresh_fleet()
+        if self.live_refresh and session.refresh_interval > 0:
+            self._refresh_timer = self.set_interval(session.refresh_interval, self._refresh_tick)
+
+    async def on_unmount(self) -> None:
+        if self.session is not None and self.session.close is not None:
+            await self.session.close()
+
+    # ----- state shared by screens ----------------------------------------------------------------
+    @property
+    def read_only(self) -> bool:
+        """Read-only mode: enforced by the engine; the UI greys actions out and shows a badge."""
+        return self.engine.read_only if self.engine is not None else self._read_only_flag
+
+    def set_read_only(self, value: bool) -> None:
+        """Switch read-only mode everywhere."""
+        self._read_only_flag = value
+        if self.engine is not None:
+            self.engine.read_only = value
+        self.refresh_bindings()
+        for screen in self.screen_stack:
+            screen.refresh_bindings()
+        self._publish_status()
+
+    @property
+    def knowledge(self) -> Knowledge:
+        """The catalogue and build table in force (the session's, or the package's own)."""
+        if self.session is not None and self.session.knowledge is not None:
+            return self.session.knowledge
+        if self._knowledge is None:
+            from emconsole.knowledge import load_knowledge
+
+            self._knowledge = load_knowledge()
+        return self._knowledge
+
+    @property
+    def bulk_threshold(self) -> int:
+        """From this many servers on, a change needs the server count typed."""
+        return self.session.bulk_threshold if self.session else 3
+
+    def views(self) -> list[ServerView]:
+        """Every server, in config order (empty before the engine is up)."""
+        return self.engine.views() if self.engine is not None else []
+
+    def publish(self, view: ServerView) -> None:
+        """Hand one server's new snapshot to every screen that shows servers."""
+        for screen in self.screen_stack:
+            handler = getattr(screen, "server_changed", None)
+            if handler is not None:
+                handler(view)
+        self._publish_status()
+
+    def _publish_status(self) -> None:
+        for screen in self.screen_stack:
+            handler = getattr(screen, "status_changed", None)
+            if handler is not None:
+                handler()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("refresh_now", "toggle_pause") and self.engine is None:
+            return None
+        return True
+
+    # ----- refresh ------------------------------------------------------------------------------
+    def _refresh_tick(self) -> None:
+        """Timer tick: skipped while paused, while a modal is open, or while a refresh runs."""
+        if self.paused or self.refreshing or isinstance(self.screen, ModalScreen):
+            return
+        self.refresh_fleet()
+
+    def refresh_fleet(self, names: Iterable[str] | None = None) -> None:
+        """Refresh all servers (or some) in a worker; rows update as each server answers."""
+        if self.engine is None or self.refreshing:
+            return
+        self.refreshing = True
+        self._run_refresh(list(names) if names is not None else None)
+
+    @work(group="refresh", exit_on_error=False)
+    async def _run_refresh(self, names: list[str] | None) -> None:
+        assert self.engine is not None
+        engine = self.engine
+        targets = names if names is not None else [v.name for v in engine.views()]
+        self.refresh_done, self.refresh_total = 0, len(targets)
+        self._publish_status()
+        try:
+            async for view in engine.refresh(names):
+                self.refresh_done += 1
+                self.publish(view)
+        finally:
+            self.refreshing = False
+            self._publish_status()
+
+    def action_refresh_now(self) -> None:
+        if self.refreshing:
+            self.notify("a refresh is already running", timeout=2)
+            return
+        self.refresh_fleet()
+
+    def action_toggle_pause(self) -> None:
+        self.paused = not self.paused
+        self._publish_status()
+
+    # ----- errors from workers --------------------------------------------------------------------
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A worker that raised becomes a notification and a command-log entry; the app stays up."""
+        if event.state is not WorkerState.ERROR:
+            return
+        error = event.worker.error
+        text = f"{event.worker.name or 'task'} failed: {type(error).__name__}: {error}"
+        self.notify(text, severity="error", markup=False, timeout=10)
+        self._log_console_error(text)
+
+    def _log_console_error(self, text: str) -> None:
+        if self.engine is None:
+            return
+        from emconsole.commandlog import CommandLogEntry
+
+        log = getattr(self.engine, "command_log", None)
+        if log is not None:
+            log.add(
+                CommandLogEntry(
+                    target="(console)", started=self.clock(), duration=0.0, round_trips=0, exit_code=None,
+                    bytes=0, first_error_line=text.splitlines()[0] if text else "", script="",
+                    raw_output=text,
+                    failure_kind="console",
+                )
+            )
+
+    # ----- actions ------------------------------------------------------------------------------
+    def start_action(
+        self,
+        kind: ActionKind,
+        servers: Sequence[str],
+        mitigation_ids: Sequence[str] = (),
+        scope: ActionScope = ActionScope.SERVER,
+    ) -> None:
+        """Plan an action, confirm it with the operator, then run it (or dry-run it)."""
+        if self.engine is None or not servers:
+            return
+        try:
+            request = ActionRequest(kind=kind, servers=tuple(servers), mitigation_ids=tuple(mitigation_ids),
+                                    scope=scope)
+            plan = self.engine.plan(request)
+        except Exception as exc:  # ReadOnlyError, invalid input: said, not raised
+            self.notify(str(exc), title="refused", severity="error", markup=False)
+            return
+        from emconsole.screens.confirm import ConfirmScreen, Decision
+
+        def decided(decision: Decision | None) -> None:
+            if decision is None or decision is Decision.CANCEL:
+                self.notify("cancelled — nothing was sent", timeout=3)
+                return
+            self._execute(plan, dry_run=decision is Decision.DRY_RUN)
+
+        self.push_screen(ConfirmScreen(plan, bulk_threshold=self.bulk_threshold), decided)
+
+    def start_ocs_test(self, servers: Sequence[str]) -> None:
+        """OCS connectivity test: read-only, no confirmation."""
+        if self.engine is not None and servers:
+            self._run_ocs(list(servers))
+
+    @work(group="ocs", exit_on_error=False)
+    async def _run_ocs(self, servers: list[str]) -> None:
+        assert self.engine is not None
+        for name in servers:
+            self.busy[name] = "OCS test"
+            self.publish(self.engine.view(name))
+        failed: list[str] = []
+        try:
+            async for result in self.engine.test_ocs(servers):
+                ok = bool(getattr(result, "ok", getattr(result, "success", False)))
+                server = str(getattr(result, "server", ""))
+                self.ocs_tested[server] = ok
+                self.busy.pop(server, None)
+                if not ok:
+                    failed.append(server)
+                self.publish(self.engine.view(server))
+        finally:
+            for name in servers:
+                if self.busy.pop(name, None) is not None:
+                    self.publish(self.engine.view(name))
+        msg = "OCS reachable from all" if not failed else "OCS not reachable from " + ", ".join(failed)
+        self.notify(msg, severity="warning" if failed else "information", markup=False)
+
+    def _execute(self, plan: ActionPlan, *, dry_run: bool) -> None:
+        run = ActionRun(title=plan_title(plan), request=plan.request, dry_run=dry_run, started=self.clock())
+        self.last_run = run
+        if dry_run:
+            for step in plan.steps:
+                run.outcomes.append(ActionOutcome(server=step.server, kind=plan.request.kind,
+                                                  status=OutcomeStatus.NOT_VERIFIED,
+                                                  detail="dry run: nothing was sent"))
+            run.finished = True
+            self.action_results()
+            return
+        self._run_action(plan, run)
+
+    @work(group="action", exit_on_error=False)
+    async def _run_action(self, plan: ActionPlan, run: ActionRun) -> None:
+        """Never an exclusive worker: a change in flight must not be cancelled by the next one."""
+        assert self.engine is not None
+        engine = self.engine
+        servers = [step.server for step in plan.steps]
+        for name in servers:
+            self.busy[name] = run.title
+            self.publish(engine.view(name))
+        started = time.monotonic()
+        try:
+            async for outcome in engine.execute(plan):
+                run.outcomes.append(outcome)
+                self.busy.pop(outcome.server, None)
+                self.publish(engine.view(outcome.server))
+        finally:
+            for name in servers:
+                if self.busy.pop(name, None) is not None:
+                    self.publish(engine.view(name))
+            run.finished = True
+        failed = sum(o.status is OutcomeStatus.FAILED for o in run.outcomes)
+        took = time.monotonic() - started
+        self.notify(f"{run.title}: {len(run.outcomes)} finished in {took:.1f}s, {failed} failed",
+                    severity="error" if failed else "information", markup=False)
+        self.action_results()
+        self.refresh_after_action(servers)
+
+    def refresh_after_action(self, servers: list[str]) -> None:
+        """Read the changed servers back so their rows show the new truth."""
+        if self.refreshing:
+            return
+        self.refresh_fleet(servers)
+
+    # ----- navigation ---------------------------------------------------------------------------
+    def action_help(self) -> None:
+        from emconsole.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.screen))
+
+    def action_matrix(self, mitigation: str | None = None) -> None:
+        from emconsole.screens.matrix import MatrixScreen
+
+        if isinstance(self.screen, MatrixScreen):
+            return
+        self.push_screen(MatrixScreen(focus_mitigation=mitigation))
+
+    def action_mitigations(self) -> None:
+        from emconsole.screens.matrix import MitigationListScreen
+
+        if not isinstance(self.screen, MitigationListScreen):
+            self.push_screen(MitigationListScreen())
+
+    def action_leave_read_only(self) -> None:
+        """Leaving read-only mode is a change of its own: ask first."""
+        from emconsole.screens.confirm import YesNoScreen
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.set_read_only(False)
+
+        self.push_screen(YesNoScreen("Leave read-only mode? Changes to servers become possible."), answered)
+
+    def action_command_log(self) -> None:
+        from emconsole.screens.logs import CommandLogScreen
+
+        if not isinstance(self.screen, CommandLogScreen):
+            self.push_screen(CommandLogScreen())
+
+    def action_audit_log(self) -> None:
+        from emconsole.screens.logs import AuditLogScreen
+
+        if not isinstance(self.screen, AuditLogScreen):
+            self.push_screen(AuditLogScreen())
+
+    def action_results(self) -> None:
+        from emconsole.screens.results import ResultsScreen
+
+        if self.last_run is None:
+            self.notify("no action has run yet", timeout=3)
+        elif not isinstance(self.screen, ResultsScreen):
+            self.push_screen(ResultsScreen(self.last_run))
+
+    def open_server(self, name: str) -> None:
+        """Drill into one server."""
+        from emconsole.screens.detail import ServerDetailScreen
+
+        if self.engine is not None:
+            self.push_screen(ServerDetailScreen(name))
+
+    # ----- command palette ----------------------------------------------------------------------
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        from emconsole.screens.palette import console_commands
+
+        yield from console_commands(self, screen)
+        yield from super().get_system_commands(screen)
+
+
+def plan_title(plan: ActionPlan) -> str:
+    """"Block M2 on 4 servers", "Disable EM for the organisation" — the confirm title."""
+    req = plan.request
+    verb = {
+        ActionKind.REAPPLY: "Reapply (restart the EM service)",
+        ActionKind.BLOCK: "Block",
+        ActionKind.UNBLOCK: "Unblock",
+        ActionKind.DELETE: "Delete",
+        ActionKind.RESTORE: "Restore",
+        ActionKind.ENABLE: "Enable EM",
+        ActionKind.DISABLE: "Disable EM",
+        ActionKind.TEST_OCS: "Test OCS",
+    }[req.kind]
+    ids = " " + ", ".join(req.mitigation_ids) if req.mitigation_ids else ""
+    if req.kind is ActionKind.DELETE and req.also_block:
+        ids += " (and block)"
+    if req.scope is ActionScope.ORG:
+        return f"{verb} for the organisation"
+    count = len(req.servers)
+    where = req.servers[0] if count == 1 else f"{count} servers"
+    return f"{verb}{ids} on {where}"

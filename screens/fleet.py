@@ -1,0 +1,154 @@
+"""The fleet screen (home): one row per server, updated in place as each server answers."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from emconsole.screens.actions import ACTION_BINDINGS, ServerActions
+from emconsole.screens.base import TableScreen
+from emconsole.screens.format import (
+    DASH,
+    LOADING,
+    clip,
+    drift,
+    em_label,
+    health,
+    ids_label,
+    obsolete_ids,
+    ocs_label,
+    service_label,
+    tls_off,
+)
+from emconsole.screens.format import age as age_text
+from emconsole.screens.format import build_name as build_text
+from emconsole.screens.grid import Column, Grid
+from rich.text import Text
+from textual.binding import BindingType
+
+if TYPE_CHECKING:
+    from emconsole.engine import ServerView
+
+
+def _site(view: ServerView) -> str:
+    tags = getattr(view.config, "tags", None) or {}
+    if isinstance(tags, dict):
+        site = tags.get("site", "")
+        rest = [f"{k}={v}" for k, v in tags.items() if k not in ("site", "environment")]
+        return " ".join([site, *rest]).strip() or DASH
+    return " ".join(str(t) for t in tags) or DASH
+
+
+AGE_COLUMN = 10
+
+
+class FleetScreen(TableScreen, ServerActions):
+    """Every server at a glance; actions on the cursor row or the marked set."""
+
+    TITLE_TEXT = "Fleet"
+    BINDING_GROUP_TITLE = "Fleet"
+    BINDINGS: ClassVar[list[BindingType]] = [*TableScreen.MARK_BINDINGS, *ACTION_BINDINGS]
+
+    def columns(self) -> list[Column]:
+        return [
+            Column("health", "●", max_width=1),
+            Column("name", "Server", max_width=24),
+            Column("site", "Site", max_width=12),
+            Column("build", "Build", max_width=30),
+            Column("em", "EM", max_width=12),
+            Column("service", "Service", max_width=16),
+            Column("ocs", "OCS", max_width=6),
+            Column("applied", "Applied", max_width=20),
+            Column("blocked", "Blocked", max_width=14),
+            Column("drift", "Drift", max_width=6),
+            Column("age", "Age", max_width=4, sort_key=_age_key),
+            Column("error", "Error", max_width=60),
+        ]
+
+    def markable(self) -> bool:
+        return True
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        for view in self.console_app.views():
+            self.server_changed(view, highlight=False)
+        self.set_interval(1.0, self._tick)
+
+    def _tick(self) -> None:
+        """The clock and ages move once a second; only the age cells are rewritten."""
+        self.status_changed()
+        now = self.console_app.clock()
+        for view in self.console_app.views():
+            if not view.loading:
+                self.grid.set_cell(view.name, AGE_COLUMN, Text(age_text(view.refreshed_at, now)))
+
+    def server_changed(self, view: ServerView, *, highlight: bool = True) -> None:
+        """One server's new snapshot: rewrite its row (changed cells light up briefly)."""
+        cells = self.row_cells(view)
+        self.grid.set_row(view.name, cells, highlight=highlight and view.state is not None)
+
+    def row_cells(self, view: ServerView) -> list[Text]:
+        app = self.console_app
+        state = view.state
+        knowledge = app.knowledge
+        drifts = drift(state, obsolete_ids(state, knowledge)) if state is not None else []
+        busy = app.busy.get(view.name) or view.busy
+        name = Text(view.name)
+        if tls_off(view.config):
+            name.append(" ⚠tls", style="bold yellow")
+        if busy:
+            error = Text(f"{LOADING} {busy}", style="cyan")
+        elif view.failure is not None:
+            error = Text(clip(view.failure.message), style="red")
+        elif view.loading and state is None:
+            error = Text(f"{LOADING} loading…", style="dim")
+        else:
+            error = Text("")
+        marker = health(view, len(drifts))
+        if busy:
+            marker = Text(LOADING, style="bold cyan")
+        return [
+            marker,
+            name,
+            Text(_site(view)),
+            Text(build_text(state, knowledge, short=True)) if state else Text(DASH, style="dim"),
+            em_label(state),
+            service_label(state),
+            ocs_label(state, app.ocs_tested.get(view.name)),
+            ids_label(state.applied if state else ()),
+            ids_label(state.blocked if state else ()),
+            Text(f"≠{len(drifts)}", style="bold yellow") if drifts else Text(DASH, style="dim"),
+            Text(LOADING, style="cyan") if view.loading else Text(age_text(view.refreshed_at, app.clock())),
+            error,
+        ]
+
+    def totals(self) -> Text:
+        views = self.console_app.views()
+        states = [v.state for v in views if v.state is not None]
+        em_off = sum(1 for s in states if s.em_enabled is False)
+        errors = sum(1 for v in views if v.failure is not None)
+        applied = sum(len(s.applied) for s in states)
+        out = Text(f" {len(views)} servers · ")
+        out.append(f"EM off {em_off}", style="bold red" if em_off else "")
+        out.append(" · ")
+        out.append(f"errors {errors}", style="bold red" if errors else "")
+        out.append(f" · applied {applied}")
+        return out
+
+    # ----- targets ------------------------------------------------------------------------------
+    def target_servers(self) -> list[str]:
+        grid = self.grid
+        if grid.marks:
+            return [k for k in grid.row_keys if k in grid.marks]
+        return [grid.cursor_key] if grid.cursor_key else []
+
+    def on_grid_selected(self, event: Grid.Selected) -> None:
+        self.console_app.open_server(event.key)
+
+
+def _age_key(cell: Text) -> Any:
+    """Ages sort by seconds (4s < 3m < 2h); loading and unknown last."""
+    text = cell.plain
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if text and text[-1] in units and text[:-1].isdigit():
+        return (0, int(text[:-1]) * units[text[-1]])
+    return (1, 0)

@@ -1,0 +1,201 @@
+"""How a server's snapshot is shown: cell texts, markers, drift, ages.
+
+Pure functions over the engine's ServerView and the domain model, so every screen (and a test)
+says "EM off (org)" the same way. Everything that came from a server is wrapped in ``Text`` —
+never markup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
+
+from rich.text import Text
+
+from emconsole.models import (
+    ActionScope,
+    Artifact,
+    ArtifactKind,
+    MitigationKind,
+    MitigationStatus,
+    ServerFailure,
+    ServerState,
+    base_id,
+)
+
+if TYPE_CHECKING:
+    from emconsole.config import ServerConfig
+
+    from emconsole.knowledge import Knowledge
+
+OK, WARN, BAD, UNKNOWN, LOADING = "●", "⚠", "✖", "?", "⟳"
+DASH = "—"
+TRUNCATE = 60
+
+
+class ViewLike(Protocol):
+    """The fields of the engine's ServerView the screens read."""
+
+    name: str
+    config: ServerConfig
+    state: ServerState | None
+    failure: ServerFailure | None
+    refreshed_at: datetime | None
+    loading: bool
+    busy: str | None
+
+
+def clip(value: str, limit: int = TRUNCATE) -> str:
+    """One line, at most ``limit`` characters; the detail view shows the whole value."""
+    line = " ".join(value.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def age(then: datetime | None, now: datetime) -> str:
+    """Compact age: 4s, 3m, 2h, 5d."""
+    if then is None:
+        return DASH
+    secs = max(0, int((now - then).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if secs >= size:
+            return f"{secs // size}{unit}"
+    return f"{secs}s"
+
+
+def em_label(state: ServerState | None) -> Text:
+    """Effective EM (org ∧ server) and which switch is off."""
+    if state is None or (state.em_enabled is None and not state.em_off_at):
+        return Text(UNKNOWN, style="dim")
+    if state.em_enabled:
+        return Text("on", style="green")
+    off = state.em_off_at
+    where = "org+srv" if len(off) == 2 else ("org" if off[0] is ActionScope.ORG else "server")
+    return Text(f"off ({where})", style="bold red")
+
+
+def service_label(state: ServerState | None) -> Text:
+    """The MSExchangeMitigation service, as Windows names its status."""
+    if state is None or state.service is None:
+        return Text(UNKNOWN, style="dim")
+    svc = state.service
+    if svc.healthy:
+        return Text(svc.status)
+    return Text(f"{svc.status}/{svc.start_type}", style="bold red")
+
+
+def ocs_label(state: ServerState | None, tested: bool | None = None) -> Text:
+    """OCS reachability: an explicit test wins; otherwise the newest EM event tells.
+
+    1008 is the EM service's error event (OCS unreachable, certificate validation failed);
+    1005/1006 mean a check ran and succeeded.
+    """
+    if tested is not None:
+        return Text("ok", style="green") if tested else Text("✗ test", style="bold red")
+    if state is None:
+        return Text(UNKNOWN, style="dim")
+    for event in sorted(state.events, key=lambda e: e.time, reverse=True):
+        if event.id == 1008:
+            return Text("✗", style="bold red")
+        if event.id in (1005, 1006):
+            return Text("ok", style="green")
+    return Text(DASH, style="dim")
+
+
+@dataclass(frozen=True)
+class Drift:
+    """One disagreement between what EM reports and what is on the server."""
+
+    mitigation_id: str
+    what: str
+
+
+def _ids_match(a: str, b: str) -> bool:
+    a, b = a.casefold(), b.casefold()
+    return a == b or (base_id(a) == base_id(b) and (a == base_id(a) or b == base_id(b) or a.startswith(b)
+                                                   or b.startswith(a)))
+
+
+def drift(state: ServerState, obsolete: Iterable[str] = ()) -> list[Drift]:
+    """Applied but artifact missing; artifact present but not listed; applied though fixed.
+
+    ``obsolete`` lists applied IDs the server's build no longer needs (from the knowledge module).
+    """
+    out: list[Drift] = []
+    found: list[Artifact] = list(state.artifacts)
+    for mit in state.mitigations:
+        found.extend(mit.artifacts)
+    found_ids = [a.mitigation_id for a in found if a.mitigation_id]
+    for mit in state.mitigations:
+        if mit.status is not MitigationStatus.APPLIED or mit.kind is not MitigationKind.URL_REWRITE:
+            continue
+        if not mit.artifacts and not any(_ids_match(mit.id, f) for f in found_ids):
+            out.append(Drift(mit.id, "applied, but its rewrite rule is missing"))
+    for art in found:
+        mid = art.mitigation_id
+        if art.kind in (ArtifactKind.REWRITE_RULE, ArtifactKind.REWRITE_PRECONDITION) and mid and not any(
+            _ids_match(mid, a) for a in state.applied
+        ):
+            out.append(Drift(mid, f"rule '{art.name}' present but not listed as applied"))
+    for mid in obsolete:
+        out.append(Drift(mid, "applied, but this build has the fix (leftover)"))
+    return list(dict.fromkeys(out))
+
+
+def ids_label(ids: Iterable[str]) -> Text:
+    """Applied or blocked IDs, space separated; a dash when none."""
+    joined = " ".join(ids)
+    return Text(joined) if joined else Text(DASH, style="dim")
+
+
+def health(view: ViewLike, drifts: int = 0) -> Text:
+    """The row's marker: loading, error, warning (EM off, service unhealthy, drift), ok."""
+    if view.busy:
+        return Text(LOADING, style="bold cyan")
+    if view.failure is not None:
+        return Text(BAD, style="bold red")
+    if view.state is None:
+        return Text(LOADING if view.loading else UNKNOWN, style="dim")
+    st = view.state
+    if st.em_enabled is False or (st.service is not None and not st.service.healthy) or drifts:
+        return Text(WARN, style="bold yellow")
+    return Text(OK, style="green")
+
+
+def tls_off(config: ServerConfig) -> bool:
+    """Whether the operator turned TLS certificate validation off for this server."""
+    return bool(getattr(config, "scheme", "http") == "https" and not getattr(config, "verify_tls", True))
+
+
+def build_of(state: ServerState) -> str | None:
+    """The build number, from the status script or from AdminDisplayVersion."""
+    from emconsole.knowledge import build_from_admin_display_version
+
+    return state.build or build_from_admin_display_version(state.admin_display_version)
+
+
+def build_name(state: ServerState | None, knowledge: Knowledge, *, short: bool = False) -> str:
+    """"Exchange 2019 CU15 Feb26SU" as admins name it (``short`` drops "Exchange ")."""
+    if state is None:
+        return UNKNOWN
+    build = build_of(state)
+    if build is None:
+        return clip(state.admin_display_version or UNKNOWN)
+    name = knowledge.build_info(build).name
+    return name.removeprefix("Exchange ") if short else name
+
+
+def obsolete_ids(state: ServerState, knowledge: Knowledge) -> list[str]:
+    """Applied IDs whose fix this server's build already has (leftovers)."""
+    from emconsole.knowledge import FixStatus
+
+    build = build_of(state)
+    if build is None:
+        return []
+    out = []
+    for mid in state.applied:
+        known = knowledge.catalogue.get(mid) is not None
+        if known and knowledge.fix_status(build, mid).status is FixStatus.FIXED:
+            out.append(mid)
+    return out
