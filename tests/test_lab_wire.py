@@ -1,0 +1,183 @@
+"""The lab's WS-Management endpoint driven by plain pywinrm: Basic over HTTP, commands, streams."""
+
+from __future__ import annotations
+
+import base64
+import math
+from collections.abc import Callable
+
+import pytest
+import winrm
+import xmltodict
+from labfixture import lab_credentials
+
+from emconsole.backends.lab.fleet import LabFleet
+from emconsole.backends.lab.host import CommandRequest, HostResult, ShellContext
+from emconsole.backends.lab.wire.codepage import encode_console
+
+LabFactory = Callable[..., LabFleet]
+
+
+class EchoHost:
+    """Answers with what it was asked (script, stdin, code page), optionally big or slow."""
+
+    def __init__(self, size: int = 0, duration_s: float = 0.0) -> None:
+        self.size = size
+        self.duration_s = duration_s
+        self.requests: list[tuple[CommandRequest, ShellContext]] = []
+
+    def run(self, request: CommandRequest, context: ShellContext) -> HostResult:
+        self.requests.append((request, context))
+        text = f"script={request.script!r} server={context.server_name} cp={context.codepage} Jürgen\n"
+        out = encode_console(text, context.codepage) + b"x" * self.size
+        return HostResult(out, b"", 0, self.duration_s)
+
+
+def session(fleet: LabFleet, number: int = 1, **kwargs: object) -> winrm.Session:
+    return winrm.Session(fleet.endpoint(number), auth=lab_credentials(fleet), transport="basic", proxy=None,
+                         **kwargs)
+
+
+def protocol(fleet: LabFleet, number: int = 1, **kwargs: object) -> winrm.Protocol:
+    user, password = lab_credentials(fleet)
+    return winrm.Protocol(fleet.endpoint(number), transport="basic", username=user, password=password,
+                          proxy=None, **kwargs)
+
+
+def test_run_ps_gets_powershell_not_recognized_error(lab_factory: LabFactory) -> None:
+    fleet = lab_factory(servers=2)
+    result = session(fleet, 2).run_ps("$x = 1\nGet-Frobnicator -Name 'a'")
+    assert result.status_code == 1
+    assert result.std_out == b""
+    err = result.std_err.decode()
+    assert err.startswith("Get-Frobnicator : The term 'Get-Frobnicator' is not recognized as the name of a cmdlet")
+    assert "At line:2 char:1" in err and "CommandNotFoundException" in err
+    snap = fleet.counters.snapshot()
+    assert snap["by_action"] == {"Create": 1, "Command": 1, "Receive": 1, "Signal": 1, "Delete": 1}
+    assert snap["open_shells"] == 0 and snap["running_commands"] == 0
+
+
+def test_parse_error_is_reported_and_nothing_runs(lab_factory: LabFactory) -> None:
+    fleet = lab_factory(servers=1)
+    result = session(fleet).run_ps("if ($x { Get-Date }")
+    assert result.status_code == 1
+    assert "ParseException" in result.std_err.decode()
+
+
+def test_host_sees_decoded_script_server_and_codepage(lab_factory: LabFactory) -> None:
+    host = EchoHost()
+    fleet = lab_factory(servers=3, host_factory=lambda spec: host)
+    result = session(fleet, 3).run_ps("Get-Date  # ‘smart’ – text")
+    assert result.status_code == 0
+    assert host.requests[0][0].script == "Get-Date  # ‘smart’ – text"
+    assert host.requests[0][1].server_name == fleet.servers[2].name == "LAB-EX03"
+    assert result.std_out.decode("cp437").startswith("script='Get-Date")
+    assert "J\x81rgen".encode("latin-1") in result.std_out  # code page 437, as a real shell by default
+
+
+def test_codepage_65001_and_the_other_powershell_forms(lab_factory: LabFactory) -> None:
+    host = EchoHost()
+    fleet = lab_factory(servers=1, host_factory=lambda spec: host)
+    p = protocol(fleet)
+    shell = p.open_shell(codepage=65001)
+    encoded = base64.b64encode("'é'".encode("utf-16-le")).decode()
+    for line in (f"powershell.exe -NoProfile -NonInteractive -EncodedCommand {encoded}",
+                 f"PowerShell -enc {encoded}", f"powershell -e {encoded}", f"powershell -ec {encoded}"):
+        command = p.run_command(shell, line)
+        out, _err, code = p.get_command_output(shell, command)
+        p.cleanup_command(shell, command)
+        assert code == 0 and "Jürgen" in out.decode("utf-8")
+    p.close_shell(shell)
+    assert [r.script for r, _ in host.requests] == ["'é'"] * 4
+    assert {c.codepage for _, c in host.requests} == {65001}
+
+
+def test_skip_cmd_shell_with_arguments_and_stdin(lab_factory: LabFactory) -> None:
+    host = EchoHost()
+    fleet = lab_factory(servers=1, host_factory=lambda spec: host)
+    p = protocol(fleet)
+    shell = p.open_shell()
+    command = p.run_command(shell, "powershell.exe", ["-NoProfile", "-Command", "-"], skip_cmd_shell=True)
+    p.send_command_input(shell, command, b"Get-Service ", end=False)
+    p.send_command_input(shell, command, b"MSExchange*", end=True)
+    _out, _err, code = p.get_command_output(shell, command)
+    p.cleanup_command(shell, command)
+    p.close_shell(shell)
+    assert code == 0
+    request = host.requests[0][0]
+    assert request.script == "Get-Service MSExchange*" and request.stdin == b"Get-Service MSExchange*"
+    assert request.command_line == "powershell.exe -NoProfile -Command -"
+
+
+def test_cmd_exe_refuses_a_line_over_8191_characters(lab_factory: LabFactory) -> None:
+    fleet = lab_factory(servers=1)
+    s = session(fleet)
+    ok = s.run_ps("#" + "a" * 3000)  # about 8,000 characters encoded: still fits
+    assert "not recognized" not in ok.std_err.decode() and ok.status_code == 0
+    result = s.run_ps("#" + "a" * 3100)
+    assert result.status_code == 1
+    assert result.std_err == b"The command line is too long.\r\n"
+
+
+def test_create_process_limit_is_a_fault_on_the_command(lab_factory: LabFactory) -> None:
+    fleet = lab_factory(servers=1)
+    p = protocol(fleet)
+    shell = p.open_shell()
+    encoded = base64.b64encode(("#" + "a" * 12000).encode("utf-16-le")).decode()
+    command = p.run_command(shell, "powershell.exe", ["-EncodedCommand", encoded], skip_cmd_shell=True)
+    _out, _err, code = p.get_command_output(shell, command)
+    assert code == 0  # 32,000 characters: fits CreateProcess
+    encoded = base64.b64encode(("#" + "a" * 12400).encode("utf-16-le")).decode()
+    with pytest.raises(winrm.exceptions.WSManFaultError) as info:
+        p.run_command(shell, "powershell.exe", ["-EncodedCommand", encoded], skip_cmd_shell=True)
+    assert info.value.wsman_fault_code == 2147942606
+    p.close_shell(shell)
+
+
+def test_large_output_comes_in_several_streams_and_receives(lab_factory: LabFactory) -> None:
+    host = EchoHost(size=300_000)
+    fleet = lab_factory(servers=1, host_factory=lambda spec: host)
+    result = session(fleet).run_ps("Get-Big")
+    assert result.status_code == 0
+    assert result.std_out.endswith(b"x" * 300_000)
+    assert fleet.counters.snapshot()["by_action"]["Receive"] >= 4  # 96 KiB of output per Receive
+
+
+def test_operation_timeout_makes_pywinrm_receive_again(lab_factory: LabFactory) -> None:
+    host = EchoHost(duration_s=2.0)
+    fleet = lab_factory(servers=1, host_factory=lambda spec: host)
+    result = session(fleet, operation_timeout_sec=1, read_timeout_sec=5).run_ps("Start-Sleep 2")
+    assert result.status_code == 0
+    snap = fleet.counters.snapshot()
+    assert snap["faults"].get("TimedOut", 0) >= 1
+    assert snap["by_action"]["Receive"] >= 2
+
+
+def test_a_hung_command_holds_no_thread_and_is_terminated_by_signal(lab_factory: LabFactory) -> None:
+    host = EchoHost(duration_s=math.inf)
+    fleet = lab_factory(servers=1, host_factory=lambda spec: host)
+    p = protocol(fleet, operation_timeout_sec=1, read_timeout_sec=3)
+    shell = p.open_shell()
+    command = p.run_command(shell, "powershell -encodedcommand " + base64.b64encode("x".encode("utf-16-le")).decode())
+    with pytest.raises(winrm.exceptions.WinRMOperationTimeoutError):
+        p.get_command_output_raw(shell, command)
+    assert fleet.counters.snapshot()["running_commands"] == 1
+    threads = fleet.counters.snapshot()["threads"]
+    p.cleanup_command(shell, command)
+    assert fleet.counters.snapshot()["running_commands"] == 0
+    p.close_shell(shell)
+    assert fleet.counters.snapshot()["threads"] == threads
+
+
+def test_unknown_shell_and_unsupported_action_are_wsman_faults(lab_factory: LabFactory) -> None:
+    fleet = lab_factory(servers=1)
+    p = protocol(fleet)
+    with pytest.raises(winrm.exceptions.WSManFaultError) as info:
+        p.run_command("00000000-0000-0000-0000-000000000000", "ipconfig")
+    assert info.value.wsman_fault_code == 2150858843 and info.value.fault_subcode == "w:InvalidSelectors"
+    header = p.build_wsman_header("http://schemas.xmlsoap.org/ws/2004/09/enumeration/Enumerate",
+                                  "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd")
+    with pytest.raises(winrm.exceptions.WSManFaultError) as info:
+        p.send_message(xmltodict.unparse({"env:Envelope": {**header, "env:Body": {}}}))
+    assert info.value.wsman_fault_code == 2150858771
+    assert info.value.fault_subcode == "a:ActionNotSupported"
