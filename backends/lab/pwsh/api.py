@@ -29,13 +29,17 @@ class PSEnum:
 class PSObject:
     """An object with ordered, case-insensitive properties and a .NET type name list."""
 
-    __slots__ = ("_names", "_values", "type_names")
+    __slots__ = ("_names", "_values", "to_string", "type_names")
 
     def __init__(self, properties: dict[str, Any] | None = None,
-                 type_names: Iterable[str] = ("System.Management.Automation.PSCustomObject",)) -> None:
+                 type_names: Iterable[str] = ("System.Management.Automation.PSCustomObject",),
+                 to_string: str | None = None) -> None:
         self._values: dict[str, Any] = {}
         self._names: dict[str, str] = {}
         self.type_names = list(type_names)
+        #: what ``.ToString()`` / string expansion / ConvertTo-Json beyond -Depth show for a non-custom
+        #: object (an Exchange server shows its name); None means the first type name
+        self.to_string = to_string
         for key, value in (properties or {}).items():
             self[key] = value
 
@@ -79,6 +83,8 @@ class ErrorRecord:
     exception_type: str = "System.Management.Automation.RuntimeException"
     target: str = ""
     command: str = ""
+    #: "At line:N char:M" and the caret lines, filled in by the interpreter where the error arose
+    invocation: str = ""
 
 
 class PSError(Exception):
@@ -118,6 +124,7 @@ class ParamSpec:
     mandatory: bool = False
     aliases: tuple[str, ...] = ()
     pipeline: bool = False  # takes pipeline input by value
+    remaining: bool = False  # ValueFromRemainingArguments: collects every unbound positional argument
 
 
 CommandFunc = Callable[[CommandContext, dict[str, Any], list[Any]], Iterable[Any]]
@@ -135,3 +142,5 @@ class CmdletSpec:
     params: tuple[ParamSpec, ...] = ()
     requires_ems: bool = False
     aliases: tuple[str, ...] = field(default=())
+    #: SupportsShouldProcess: the command accepts -Confirm and -WhatIf (Set-*, Remove-*, ...)
+    should_process: bool = False

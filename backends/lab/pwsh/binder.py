@@ -1,0 +1,188 @@
+"""Parameter binding as PowerShell does it: names (unique prefixes, aliases), switches, positions.
+
+Common parameters (-ErrorAction, -WarningAction, and -Confirm/-WhatIf for commands that support
+ShouldProcess) are bound here too and handed back separately: the interpreter applies them, the
+command never sees them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from emconsole.backends.lab.pwsh.api import CmdletSpec, ErrorRecord, ParamSpec, PSError
+from emconsole.backends.lab.pwsh.values import to_bool, to_string
+
+ACTION_PREFERENCES = ("Stop", "Continue", "SilentlyContinue", "Ignore")
+_COMMON = (ParamSpec("ErrorAction", aliases=("ea",)), ParamSpec("WarningAction", aliases=("wa",)))
+_SHOULD_PROCESS = (
+    ParamSpec("Confirm", switch=True, aliases=("cf",)),
+    ParamSpec("WhatIf", switch=True, aliases=("wi",)),
+)
+
+
+class _Missing:
+    """No value followed a parameter name (``-Name`` at the end, or a switch)."""
+
+
+MISSING: Any = _Missing()
+
+
+@dataclass(frozen=True)
+class Param:
+    """``-Name`` or ``-Name:value`` as written."""
+
+    name: str
+    value: Any = MISSING
+
+
+@dataclass(frozen=True)
+class Arg:
+    """A value argument."""
+
+    value: Any
+
+
+@dataclass
+class Bound:
+    """The binding result: the command's own parameters, and the common ones by canonical name."""
+
+    params: dict[str, Any] = field(default_factory=dict)
+    common: dict[str, Any] = field(default_factory=dict)
+
+
+def _error(
+    spec: CmdletSpec,
+    message: str,
+    error_id: str,
+    category: str = "InvalidArgument",
+    exception: str = "ParameterBindingException",
+    target: str = "",
+) -> PSError:
+    return PSError(
+        ErrorRecord(
+            message=message,
+            fully_qualified_error_id=f"{error_id},{spec.name}",
+            category=category,
+            exception_type=f"System.Management.Automation.{exception}",
+            target=target,
+            command=spec.name,
+        )
+    )
+
+
+def _resolve(spec: CmdletSpec, name: str, candidates: tuple[ParamSpec, ...]) -> ParamSpec:
+    """Exact name or alias first, then a unique prefix (PowerShell's abbreviation rule)."""
+    lowered = name.lower()
+    for param in candidates:
+        if lowered == param.name.lower() or lowered in (alias.lower() for alias in param.aliases):
+            return param
+    matches = [param for param in candidates if param.name.lower().startswith(lowered)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise _error(
+            spec,
+            f"A parameter cannot be found that matches parameter name '{name}'.",
+            "NamedParameterNotFound",
+        )
+    listed = " ".join(f"-{param.name}" for param in matches)
+    raise _error(
+        spec,
+        f"Parameter cannot be processed because the parameter name '{name}' is ambiguous. "
+        f"Possible matches include: {listed}.",
+        "AmbiguousParameter",
+    )
+
+
+def _action(spec: CmdletSpec, param: ParamSpec, value: Any) -> str:
+    text = to_string(value)
+    for choice in ACTION_PREFERENCES:
+        if text.lower() == choice.lower():
+            return choice
+    raise _error(
+        spec,
+        f"Cannot bind parameter '{param.name}'. Cannot convert value \"{text}\" to type "
+        '"System.Management.Automation.ActionPreference". Error: "Unable to match the identifier '
+        f"name {text} to a valid enumerator name. Specify one of the following enumerator names "
+        f'and try again: {", ".join(ACTION_PREFERENCES)}"',
+        "CannotConvertArgumentNoMessage",
+    )
+
+
+def bind(spec: CmdletSpec, tokens: list[Param | Arg], has_pipeline_input: bool) -> Bound:
+    common = _COMMON + (_SHOULD_PROCESS if spec.should_process else ())
+    candidates = spec.params + tuple(
+        c for c in common if c.name.lower() not in {p.name.lower() for p in spec.params}
+    )
+    bound = Bound()
+    positional: list[Any] = []
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        index += 1
+        if isinstance(token, Arg):
+            positional.append(token.value)
+            continue
+        param = _resolve(spec, token.name, candidates)
+        if param.switch:
+            value: Any = True if token.value is MISSING else to_bool(token.value)
+        elif token.value is not MISSING:
+            value = token.value
+        elif index < len(tokens) and isinstance(tokens[index], Arg):
+            value = tokens[index].value
+            index += 1
+        else:
+            raise _error(
+                spec,
+                f"Missing an argument for parameter '{param.name}'. Specify a parameter of type "
+                "'System.Object' and try again.",
+                "MissingArgument",
+            )
+        target = bound.common if param in common and param not in spec.params else bound.params
+        if param.name in target:
+            raise _error(
+                spec,
+                f"Cannot bind parameter because parameter '{param.name}' is specified more than "
+                "once. To provide multiple values to parameters that can accept multiple values, use "
+                'the array syntax. For example, "-parameter value1,value2,value3".',
+                "ParameterAlreadyBound",
+            )
+        if param.name in ("ErrorAction", "WarningAction") and target is bound.common:
+            value = _action(spec, param, value)
+        target[param.name] = value
+    _bind_positional(spec, bound, positional)
+    missing = [
+        p.name
+        for p in spec.params
+        if p.mandatory and p.name not in bound.params and not (p.pipeline and has_pipeline_input)
+    ]
+    if missing:
+        raise _error(
+            spec,
+            "Cannot process command because of one or more missing mandatory parameters: "
+            f"{' '.join(missing)}.",
+            "MissingMandatoryParameter",
+        )
+    return bound
+
+
+def _bind_positional(spec: CmdletSpec, bound: Bound, positional: list[Any]) -> None:
+    slots = sorted(
+        (p for p in spec.params if p.position is not None and p.name not in bound.params),
+        key=lambda p: p.position or 0,
+    )
+    remaining = next((p for p in spec.params if p.remaining and p.name not in bound.params), None)
+    for value in positional:
+        slot = next((p for p in slots if p.name not in bound.params and not p.remaining), None)
+        if slot is not None:
+            bound.params[slot.name] = value
+        elif remaining is not None:
+            bound.params.setdefault(remaining.name, []).append(value)
+        else:
+            raise _error(
+                spec,
+                f"A positional parameter cannot be found that accepts argument '{to_string(value)}'.",
+                "PositionalParameterNotFound",
+                target=to_string(value),
+            )

@@ -1,0 +1,186 @@
+"""ConvertTo-Json / ConvertFrom-Json as Windows PowerShell 5.1 writes and reads JSON.
+
+5.1 serialises with JavaScriptSerializer: ``<>&'`` as ``\\u003c`` ..., DateTime as ``"\\/Date(ms)\\/"``,
+enums as numbers. Depth counts every level, arrays included: the top object is level 0 and anything
+that is neither scalar nor string beyond ``-Depth`` becomes its string form (a custom object
+``@{a=1}``, a hashtable its type name). Without ``-Compress`` 5.1 re-indents the compact text with its
+own layout: 4 spaces, ``"key":  value`` and nested blocks aligned under the key, CRLF line ends.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from emconsole.backends.lab.pwsh.api import ErrorRecord, PSEnum, PSError, PSObject, ScriptBlock
+from emconsole.backends.lab.pwsh.values import Hashtable, epoch_ms, format_double, to_string, type_name
+
+_ESCAPES = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "<": "\\u003c",
+    ">": "\\u003e",
+    "&": "\\u0026",
+    "'": "\\u0027",
+}
+
+
+def _string(text: str) -> str:
+    out = ['"']
+    for char in text:
+        escaped = _ESCAPES.get(char)
+        if escaped is None and ord(char) < 0x20:
+            escaped = f"\\u{ord(char):04x}"
+        out.append(escaped or char)
+    out.append('"')
+    return "".join(out)
+
+
+def _compact(value: Any, depth: int, max_depth: int, local: timezone) -> str:
+    """JavaScriptSerializer's text of one value reached at ``depth``."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return format_double(value)
+    if isinstance(value, str):
+        return _string(value)
+    if isinstance(value, datetime):
+        return f'"\\/Date({epoch_ms(value, local)})\\/"'
+    if isinstance(value, PSEnum):
+        return str(value.value)
+    if depth > max_depth:
+        return _string(to_string(value) if isinstance(value, (PSObject, list)) else type_name(value))
+    if isinstance(value, Hashtable):
+        return (
+            "{"
+            + ",".join(
+                f"{_string(to_string(k))}:{_compact(v, depth + 1, max_depth, local)}"
+                for k, v in value.items()
+            )
+            + "}"
+        )
+    if isinstance(value, list):
+        return "[" + ",".join(_compact(item, depth + 1, max_depth, local) for item in value) + "]"
+    if isinstance(value, PSObject):
+        return (
+            "{"
+            + ",".join(
+                f"{_string(name)}:{_compact(item, depth + 1, max_depth, local)}"
+                for name, item in value.properties()
+            )
+            + "}"
+        )
+    if isinstance(value, ErrorRecord):
+        return _compact(
+            PSObject(
+                {
+                    "Exception": {"Message": value.message},
+                    "FullyQualifiedErrorId": value.fully_qualified_error_id,
+                }
+            ),
+            depth,
+            max_depth,
+            local,
+        )
+    if isinstance(value, ScriptBlock):
+        return _string(value.text)
+    return _string(type_name(value))
+
+
+def _pretty(text: str) -> str:
+    """5.1's ConvertToPrettyJsonString: the compact text re-laid out."""
+    out: list[str] = []
+    if not text.startswith(("{", "[")):
+        return text
+    _value(text, 0, out, "", 0)
+    return "".join(out)
+
+
+def _value(text: str, index: int, out: list[str], pad: str, spaces: int) -> int:
+    char = text[index]
+    if char in "{[":
+        return _block(text, index, out, pad, spaces)
+    if char == '"':
+        end = _string_end(text, index)
+        out.append(text[index:end])
+        return end
+    end = index
+    while end < len(text) and text[end] not in ",}]":
+        end += 1
+    out.append(text[index:end])
+    return end
+
+
+def _string_end(text: str, index: int) -> int:
+    index += 1
+    while text[index] != '"':
+        index += 2 if text[index] == "\\" else 1
+    return index + 1
+
+
+def _block(text: str, index: int, out: list[str], pad: str, spaces: int) -> int:
+    opener = text[index]
+    closer = "}" if opener == "{" else "]"
+    inner_pad = pad + " " * spaces + "    "
+    out.append(opener + "\r\n")
+    index += 1
+    first = True
+    while text[index] != closer:
+        if text[index] == ",":
+            index += 1
+        if not first:
+            out.append(",\r\n")
+        first = False
+        out.append(inner_pad)
+        if opener == "{":
+            end = _string_end(text, index)
+            key = text[index:end]
+            out.append(key + ":  ")
+            index = _value(text, end + 1, out, inner_pad, len(key) + 3)
+        else:
+            index = _value(text, index, out, inner_pad, 0)
+    out.append("\r\n" + pad + " " * spaces + closer)
+    return index + 1
+
+
+def to_json(value: Any, *, depth: int = 2, compress: bool = False, local: timezone = timezone.utc) -> str:
+    compact = _compact(value, 0, depth, local)
+    return compact if compress else _pretty(compact)
+
+
+def _from_plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return PSObject({key: _from_plain(item) for key, item in value.items()})
+    if isinstance(value, list):
+        return [_from_plain(item) for item in value]
+    if isinstance(value, str) and value.startswith("/Date(") and value.endswith(")/"):
+        try:
+            return datetime.fromtimestamp(int(value[6:-2]) / 1000, tz=timezone.utc)
+        except ValueError:
+            return value
+    return value
+
+
+def from_json(text: str) -> Any:
+    """ConvertFrom-Json: objects become PSCustomObjects (property order kept), ``\\/Date()\\/`` a DateTime."""
+    try:
+        return _from_plain(json.loads(text))
+    except json.JSONDecodeError as error:
+        raise PSError(
+            ErrorRecord(
+                message=f"Invalid JSON primitive: {text[error.pos : error.pos + 20]}.",
+                fully_qualified_error_id="System.ArgumentException,Microsoft.PowerShell.Commands.ConvertFromJsonCommand",
+                category="NotSpecified",
+                exception_type="System.ArgumentException",
+            )
+        ) from None
