@@ -1,0 +1,97 @@
+"""Authentication and TLS of the lab, with plain pywinrm: Basic over HTTPS, NTLM with encryption."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import requests
+import winrm
+from labfixture import lab_credentials
+
+from emconsole.backends.lab.fleet import LabFleet
+
+LabFactory = Callable[..., LabFleet]
+
+
+def test_basic_over_https_with_the_lab_ca(lab_factory: LabFactory) -> None:
+    fleet = lab_factory(servers=2, scheme="https")
+    assert fleet.ca_path is not None and fleet.ca_path.read_text().startswith("-----BEGIN CERTIFICATE-----")
+    s = winrm.Session(fleet.endpoint(2), auth=lab_credentials(fleet), transport="ssl", proxy=None,
+                      ca_trust_path=str(fleet.ca_path))
+    result = s.run_ps("Get-ExchangeServer")
+    assert result.status_code == 1 and b"is not recognized" in result.std_err
+
+
+def test_https_fails_with_default_validation(lab_factory: LabFactory) -> None:
+    fleet = lab_factory(servers=1, scheme="https")
+    s = winrm.Session(fleet.endpoint(1), auth=lab_credentials(fleet), transport="ssl", proxy=None,
+                      ca_trust_path=None)
+    with pytest.raises(requests.exceptions.SSLError):
+        s.run_ps("Get-Date")
+
+
+@pytest.mark.parametrize("kind", ["wrong-name", "expired"])
+def test_tls_fault_fails_validation_even_with_the_lab_ca(lab_factory: LabFactory, kind: str) -> None:
+    fleet = lab_factory(servers=2, scheme="https", faults=f"tls={kind}:2")
+    good = winrm.Session(fleet.endpoint(1), auth=lab_credentials(fleet), transport="ssl", proxy=None,
+                         ca_trust_path=str(fleet.ca_path))
+    assert good.run_ps("Get-Date").status_code == 1
+    bad = winrm.Session(fleet.endpoint(2), auth=lab_credentials(fleet), transport="ssl", proxy=None,
+                        ca_trust_path=str(fleet.ca_path))
+    with pytest.raises(requests.exceptions.SSLError):
+        bad.run_ps("Get-Date")
+
+
+def test_wrong_password_and_wrong_scheme_are_invalid_credentials(lab_factory: LabFactory) -> None:
+    fleet = lab_factory(servers=1)
+    user, _ = lab_credentials(fleet)
+    with pytest.raises(winrm.exceptions.InvalidCredentialsError):
+        winrm.Session(fleet.endpoint(1), auth=(user, "nope"), transport="basic", proxy=None).run_ps("x")
+    with pytest.raises(winrm.exceptions.InvalidCredentialsError):
+        winrm.Session(fleet.endpoint(1), auth=lab_credentials(fleet), transport="ntlm", proxy=None).run_ps("x")
+
+
+def test_basic_with_domain_prefix_is_accepted(lab_factory: LabFactory) -> None:
+    fleet = lab_factory(servers=1)
+    user, password = lab_credentials(fleet)
+    s = winrm.Session(fleet.endpoint(1), auth=(f"LAB\\{user}", password), transport="basic", proxy=None)
+    assert s.run_ps("x").status_code == 1
+
+
+def test_allow_unencrypted_false_refuses_basic_over_http(lab_factory: LabFactory) -> None:
+    fleet = lab_factory(servers=1, allow_unencrypted=False)
+    with pytest.raises(winrm.exceptions.InvalidCredentialsError):
+        winrm.Session(fleet.endpoint(1), auth=lab_credentials(fleet), transport="basic", proxy=None).run_ps("x")
+
+
+def test_ntlm_with_message_encryption_over_http(lab_factory: LabFactory) -> None:
+    fleet = lab_factory(servers=2, auth="ntlm", allow_unencrypted=False)
+    user, password = lab_credentials(fleet)
+    s = winrm.Session(fleet.endpoint(2), auth=(f"LAB\\{user}", password), transport="ntlm", proxy=None)
+    for _ in range(2):
+        result = s.run_ps("Get-Mitigations")
+        assert result.status_code == 1 and b"'Get-Mitigations' is not recognized" in result.std_err
+    snap = fleet.counters.snapshot()
+    assert snap["plaintext_soap_bodies"] == 0
+    assert snap["encrypted_bodies"] == 10  # every SOAP request of both run_ps calls
+    assert snap["content_types"]["multipart/encrypted"] == 10  # the rest: the empty priming POSTs
+    assert snap["by_action"]["Receive"] == 2
+
+
+def test_ntlm_wrong_password_is_invalid_credentials(lab_factory: LabFactory) -> None:
+    fleet = lab_factory(servers=1, auth="ntlm")
+    user, _ = lab_credentials(fleet)
+    s = winrm.Session(fleet.endpoint(1), auth=(user, "wrong"), transport="ntlm", proxy=None)
+    with pytest.raises(winrm.exceptions.InvalidCredentialsError):
+        s.run_ps("x")
+
+
+def test_wrong_credentials_fault_refuses_the_right_password(lab_factory: LabFactory) -> None:
+    for auth in ("basic", "ntlm"):
+        fleet = lab_factory(servers=2, auth=auth, faults="wrong-credentials:1")
+        good = winrm.Session(fleet.endpoint(2), auth=lab_credentials(fleet), transport=auth, proxy=None)
+        assert good.run_ps("x").status_code == 1
+        bad = winrm.Session(fleet.endpoint(1), auth=lab_credentials(fleet), transport=auth, proxy=None)
+        with pytest.raises(winrm.exceptions.InvalidCredentialsError):
+            bad.run_ps("x")

@@ -1,0 +1,29 @@
+"""200 servers in one process: started, used and stopped with threads and file descriptors back to baseline."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import winrm
+from labfixture import lab_credentials, start_lab
+
+
+def _open_fds() -> int:
+    return len(os.listdir(f"/proc/{os.getpid()}/fd")) if os.path.isdir("/proc/self/fd") else 0
+
+
+def test_200_servers_start_serve_and_stop_cleanly() -> None:
+    threads, fds = threading.active_count(), _open_fds()
+    fleet = start_lab(servers=200)
+    try:
+        assert threading.active_count() == threads + 1  # one loop thread for every port
+        assert [s.port for s in fleet.servers] == list(range(fleet.first_port, fleet.first_port + 200))
+        for number in (1, 100, 200):
+            s = winrm.Session(fleet.endpoint(number), auth=lab_credentials(fleet), transport="basic", proxy=None)
+            assert s.run_ps("Get-Date").status_code == 1
+        assert fleet.counters.snapshot()["requests"] == 15
+    finally:
+        fleet.stop()
+    assert threading.active_count() == threads
+    assert _open_fds() == fds
