@@ -20,26 +20,32 @@ EOCS_VERSION = "1.0.4"
 XMLDSIG = "http://www.w3.org/2000/09/xmldsig#"
 
 # Kinds as Get-Mitigations.ps1 reports them in its Type column.
-ACTION_KIND = {"DoNothing": "Ping", "IISUrlRewrite": "IISUrlRewrite", "Service": "Service", "AppPool": "AppPool"}
+ACTION_KIND = {
+    "DoNothing": "Ping",
+    "IISUrlRewrite": "IISUrlRewrite",
+    "Service": "Service",
+    "AppPool": "AppPool",
+}
 
 M1_RULE = (
-    '<rewrite><rules>'
+    "<rewrite><rules>"
     '<rule name="EEMS M1.1 PowerShell - inbound" stopProcessing="true">'
     '<match url=".*" />'
     '<conditions><add input="{UrlDecode:{REQUEST_URI}}" pattern="(?=.*autodiscover)(?=.*powershell)" />'
-    '</conditions>'
+    "</conditions>"
     '<action type="AbortRequest" />'
-    '</rule></rules></rewrite>'
+    "</rule></rules></rewrite>"
 )
 M2_RULES = (
-    '<rewrite><outboundRules>'
+    "<rewrite><outboundRules>"
     '<preConditions><preCondition name="EEMS M2.1 OWA SPA HTML shell - precondition">'
     '<add input="{RESPONSE_CONTENT_TYPE}" pattern="^text/html" />'
-    '</preCondition></preConditions>'
+    "</preCondition></preConditions>"
     '<rule name="EEMS M2.1 OWA CSP - outbound" preCondition="EEMS M2.1 OWA SPA HTML shell - precondition">'
     '<match serverVariable="RESPONSE_Content_Security_Policy" pattern=".*" />'
-    '<action type="Rewrite" value="script-src \'self\' \'unsafe-eval\' \'nonce-{OWA_NONCE}\'; object-src \'none\'" />'
-    '</rule></outboundRules></rewrite>'
+    '<action type="Rewrite" '
+    "value=\"script-src 'self' 'unsafe-eval' 'nonce-{OWA_NONCE}'; object-src 'none'\" />"
+    "</rule></outboundRules></rewrite>"
 )
 LAB_SERVICE = "MSExchangeImap4"
 LAB_APP_POOL = "MSExchangeOWACalendarAppPool"
@@ -80,24 +86,64 @@ class Entry:
 
         def key(v: str) -> tuple[int, ...]:
             return tuple(int(x) for x in v.split("."))
+
         return any(key(lo) <= item.parts <= key(hi) for lo, hi in self.ranges)
 
 
-PING1 = Entry("PING1", "EEMS Heartbeat probe. Does not modify any exchange settings.", (
-    Action("DoNothing", "Server", "Ping mitigation action. Does not modify any exchange settings.", "DoNothing"),))
-M1 = Entry("M1.1", "Mitigation for CVE-2022-41040: blocks autodiscover requests that reach PowerShell.", (
-    Action("IISUrlRewrite", "Site", "Adds the URL Rewrite rule EEMS M1.1 PowerShell - inbound.", M1_RULE,
-           "IIS:\\Sites\\Default Web Site"),), (("15.1.2507.0", "15.1.2507.13"),))
-M2 = Entry("M2.1.0", "Mitigation for CVE-2026-42897: adds a Content-Security-Policy to OWA pages.", (
-    Action("IISUrlRewrite", "VirtualDirectory", "Adds the outbound rule EEMS M2.1 OWA CSP - outbound.",
-           M2_RULES, "IIS:\\Sites\\Default Web Site\\owa"),),
-    (("15.1.0.0", "15.1.9999.9999"), ("15.2.0.0", "15.2.2562.44")))
-LAB_SVC = Entry("LAB-SVC1.1", f"LAB-ONLY example (not a Microsoft mitigation): stops and disables {LAB_SERVICE}.", (
-    Action("Service", "Server", f"LAB-ONLY: stop and disable the {LAB_SERVICE} service.", LAB_SERVICE),),
-    (("15.2.1544.0", "15.2.1544.9999"),), lab_only=True)
-LAB_POOL = Entry("LAB-POOL1.1", f"LAB-ONLY example (not a Microsoft mitigation): stops {LAB_APP_POOL}.", (
-    Action("AppPool", "Server", f"LAB-ONLY: stop the {LAB_APP_POOL} application pool.", LAB_APP_POOL),),
-    (("15.1.2507.0", "15.1.2507.9999"), ("15.2.1748.0", "15.2.1748.9999")), lab_only=True)
+PING1 = Entry(
+    "PING1",
+    "EEMS Heartbeat probe. Does not modify any exchange settings.",
+    (
+        Action(
+            "DoNothing",
+            "Server",
+            "Ping mitigation action. Does not modify any exchange settings.",
+            "DoNothing",
+        ),
+    ),
+)
+M1 = Entry(
+    "M1.1",
+    "Mitigation for CVE-2022-41040: blocks autodiscover requests that reach PowerShell.",
+    (
+        Action(
+            "IISUrlRewrite",
+            "Site",
+            "Adds the URL Rewrite rule EEMS M1.1 PowerShell - inbound.",
+            M1_RULE,
+            "IIS:\\Sites\\Default Web Site",
+        ),
+    ),
+    (("15.1.2507.0", "15.1.2507.13"),),
+)
+M2 = Entry(
+    "M2.1.0",
+    "Mitigation for CVE-2026-42897: adds a Content-Security-Policy to OWA pages.",
+    (
+        Action(
+            "IISUrlRewrite",
+            "VirtualDirectory",
+            "Adds the outbound rule EEMS M2.1 OWA CSP - outbound.",
+            M2_RULES,
+            "IIS:\\Sites\\Default Web Site\\owa",
+        ),
+    ),
+    (("15.1.0.0", "15.1.9999.9999"), ("15.2.0.0", "15.2.2562.44")),
+)
+LAB_SVC = Entry(
+    "LAB-SVC1.1",
+    f"LAB-ONLY example (not a Microsoft mitigation): stops and disables {LAB_SERVICE}.",
+    (Action("Service", "Server", f"LAB-ONLY: stop and disable the {LAB_SERVICE} service.", LAB_SERVICE),),
+    (("15.2.1544.0", "15.2.1544.9999"),),
+    lab_only=True,
+)
+LAB_POOL = Entry(
+    "LAB-POOL1.1",
+    f"LAB-ONLY example (not a Microsoft mitigation): stops {LAB_APP_POOL}.",
+    (Action("AppPool", "Server", f"LAB-ONLY: stop the {LAB_APP_POOL} application pool.", LAB_APP_POOL),),
+    (("15.1.2507.0", "15.1.2507.9999"), ("15.2.1748.0", "15.2.1748.9999")),
+    lab_only=True,
+)
 
 DEFAULT_ENTRIES: tuple[Entry, ...] = (PING1, M1, M2, LAB_SVC, LAB_POOL)
 
@@ -123,8 +169,10 @@ def build_eocs(entries: tuple[Entry, ...] = DEFAULT_ENTRIES) -> str:
             ET.SubElement(node, "Value").text = action.value
     body = ET.tostring(root, encoding="unicode")
     digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
-    signature = (f'<Signature xmlns="{XMLDSIG}"><SignedInfo><DigestValue>{digest}</DigestValue></SignedInfo>'
-                 '<SignatureValue>lab-unsigned</SignatureValue></Signature>')
+    signature = (
+        f'<Signature xmlns="{XMLDSIG}"><SignedInfo><DigestValue>{digest}</DigestValue></SignedInfo>'
+        "<SignatureValue>lab-unsigned</SignatureValue></Signature>"
+    )
     return '<?xml version="1.0" encoding="utf-8"?>\r\n' + body.replace("</EOCS>", signature + "</EOCS>")
 
 
@@ -135,13 +183,24 @@ def parse_eocs(text: str) -> tuple[Entry, ...]:
     entries = []
     for config in root.findall("Config"):
         actions = tuple(
-            Action(a.get("type", ""), a.get("scope", ""), a.get("desc", ""),
-                   (a.findtext("Value") or "").strip(), a.get("target", ""))
-            for a in config.findall("ActionList/Action"))
-        ranges = tuple((b.get("min", "0.0.0.0"), b.get("max", "99.99.99999.99999"))
-                       for b in config.findall("Applicability/Build"))
-        entries.append(Entry(config.get("id", ""), config.get("desc", ""), actions, ranges,
-                             config.get("labOnly") == "true"))
+            Action(
+                a.get("type", ""),
+                a.get("scope", ""),
+                a.get("desc", ""),
+                (a.findtext("Value") or "").strip(),
+                a.get("target", ""),
+            )
+            for a in config.findall("ActionList/Action")
+        )
+        ranges = tuple(
+            (b.get("min", "0.0.0.0"), b.get("max", "99.99.99999.99999"))
+            for b in config.findall("Applicability/Build")
+        )
+        entries.append(
+            Entry(
+                config.get("id", ""), config.get("desc", ""), actions, ranges, config.get("labOnly") == "true"
+            )
+        )
     return tuple(entries)
 
 

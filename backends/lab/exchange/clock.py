@@ -18,8 +18,12 @@ DEMO_RATE = 60.0  # one lab hour per wall minute
 class VirtualClock:
     """Lab time = start + explicit advances (+ scaled wall time when ``rate`` is set)."""
 
-    def __init__(self, start: datetime = DEFAULT_START, rate: float | None = None,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        start: datetime = DEFAULT_START,
+        rate: float | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         if start.tzinfo is None:
             start = start.replace(tzinfo=timezone.utc)
         self._start = start
@@ -28,6 +32,10 @@ class VirtualClock:
         self._monotonic = monotonic
         self._t0 = monotonic()
         self._lock = threading.Lock()
+
+    @property
+    def start(self) -> datetime:
+        return self._start
 
     @property
     def rate(self) -> float | None:

@@ -18,12 +18,18 @@ from emconsole.backends.lab.exchange.builds import Build
 from emconsole.backends.lab.pwsh.api import PSEnum, PSObject
 
 INSTALL_PATH = "C:\\Program Files\\Microsoft\\Exchange Server\\V15\\"
-EXCHANGE_SERVER = ("Microsoft.Exchange.Data.Directory.Management.ExchangeServer",
-                   "Microsoft.Exchange.Data.Directory.Management.ADPresentationObject",
-                   "Microsoft.Exchange.Data.Directory.ADObject", "Microsoft.Exchange.Data.Directory.ADRawEntry",
-                   "Microsoft.Exchange.Data.ConfigurableObject", "System.Object")
-ORGANIZATION_CONFIG = ("Microsoft.Exchange.Data.Directory.Management.OrganizationConfig",
-                       *EXCHANGE_SERVER[1:])
+EXCHANGE_SERVER = (
+    "Microsoft.Exchange.Data.Directory.Management.ExchangeServer",
+    "Microsoft.Exchange.Data.Directory.Management.ADPresentationObject",
+    "Microsoft.Exchange.Data.Directory.ADObject",
+    "Microsoft.Exchange.Data.Directory.ADRawEntry",
+    "Microsoft.Exchange.Data.ConfigurableObject",
+    "System.Object",
+)
+ORGANIZATION_CONFIG = (
+    "Microsoft.Exchange.Data.Directory.Management.OrganizationConfig",
+    *EXCHANGE_SERVER[1:],
+)
 BLOCK_MATCH_MODES = ("short", "full")
 
 
@@ -124,41 +130,63 @@ class Directory:
     def server_object(self, record: ServerRecord) -> PSObject:
         """What Get-ExchangeServer returns for one server."""
         major, minor, number, rev = record.build.parts
-        values = {"name": record.name, "fqdn": record.fqdn, "domain": self.domain, "org": self.org.name,
-                  "install": INSTALL_PATH, "version": record.build.admin_display_version,
-                  "build": record.build.version, "recipient": ""}
+        values = {
+            "name": record.name,
+            "fqdn": record.fqdn,
+            "domain": self.domain,
+            "org": self.org.name,
+            "install": INSTALL_PATH,
+            "version": record.build.admin_display_version,
+            "build": record.build.version,
+            "recipient": "",
+        }
         props = self._fill(shapes.EXCHANGE_SERVER, values)
         group = "Exchange Administrative Group (FYDIBOHF23SPDLT)"
-        props.update({
-            "Name": record.name,
-            "DataPath": value_object("Microsoft.Exchange.Data.LocalLongFullPath", f"{INSTALL_PATH}Mailbox"),
-            "Domain": self.domain,
-            "Edition": PSEnum("Microsoft.Exchange.Data.ServerEditionType", "Standard", 1),
-            "ExchangeLegacyDN": f"/o={self.org.name}/ou={group}/cn=Configuration/cn=Servers/cn={record.name}",
-            "Fqdn": record.fqdn,
-            "InternetWebProxy": value_object("System.Uri", record.proxy) if record.proxy else None,
-            "OrganizationalUnit": f"{self.domain}/{record.name}",
-            "AdminDisplayVersion": value_object("Microsoft.Exchange.Data.ServerVersion",
-                                               record.build.admin_display_version,
-                                               {"Major": major, "Minor": minor, "Build": number, "Revision": rev,
-                                                "FilePatchLevelDescription": None}),
-            "MitigationsEnabled": record.mitigations_enabled,
-            "CurrentConfigDomainController": self.dc,
-            "IsExchangeTrialEdition": False,
-            "IsExpiredExchangeTrialEdition": False,
-            "MitigationsApplied": list(record.applied) or None,
-            "MitigationsBlocked": list(record.blocked) or None,
-            "DataCollectionEnabled": record.data_collection,
-            "DistinguishedName": (f"CN={record.name},CN=Servers,CN={group},CN=Administrative Groups,"
-                                  f"CN={self.org.name},CN=Microsoft Exchange,CN=Services,CN=Configuration,"
-                                  + ",".join(f"DC={p}" for p in self.domain.split("."))),
-            "Guid": record.guid,
-            "WhenChanged": record.when_changed,
-            "WhenCreated": record.when_created,
-            "WhenChangedUTC": record.when_changed,
-            "WhenCreatedUTC": record.when_created,
-            "OriginatingServer": self.dc,
-        })
+        props.update(
+            {
+                "Name": record.name,
+                "DataPath": value_object(
+                    "Microsoft.Exchange.Data.LocalLongFullPath", f"{INSTALL_PATH}Mailbox"
+                ),
+                "Domain": self.domain,
+                "Edition": PSEnum("Microsoft.Exchange.Data.ServerEditionType", "Standard", 1),
+                "ExchangeLegacyDN": (
+                    f"/o={self.org.name}/ou={group}/cn=Configuration/cn=Servers/cn={record.name}"
+                ),
+                "Fqdn": record.fqdn,
+                "InternetWebProxy": value_object("System.Uri", record.proxy) if record.proxy else None,
+                "OrganizationalUnit": f"{self.domain}/{record.name}",
+                "AdminDisplayVersion": value_object(
+                    "Microsoft.Exchange.Data.ServerVersion",
+                    record.build.admin_display_version,
+                    {
+                        "Major": major,
+                        "Minor": minor,
+                        "Build": number,
+                        "Revision": rev,
+                        "FilePatchLevelDescription": None,
+                    },
+                ),
+                "MitigationsEnabled": record.mitigations_enabled,
+                "CurrentConfigDomainController": self.dc,
+                "IsExchangeTrialEdition": False,
+                "IsExpiredExchangeTrialEdition": False,
+                "MitigationsApplied": list(record.applied) or None,
+                "MitigationsBlocked": list(record.blocked) or None,
+                "DataCollectionEnabled": record.data_collection,
+                "DistinguishedName": (
+                    f"CN={record.name},CN=Servers,CN={group},CN=Administrative Groups,"
+                    f"CN={self.org.name},CN=Microsoft Exchange,CN=Services,CN=Configuration,"
+                    + ",".join(f"DC={p}" for p in self.domain.split("."))
+                ),
+                "Guid": record.guid,
+                "WhenChanged": record.when_changed,
+                "WhenCreated": record.when_created,
+                "WhenChangedUTC": record.when_changed,
+                "WhenCreatedUTC": record.when_created,
+                "OriginatingServer": self.dc,
+            }
+        )
         if self.applied_time_property:
             props["MitigationsAppliedTime"] = record.applied_time
         return PSObject(props, type_names=EXCHANGE_SERVER, to_string=record.name)
@@ -166,23 +194,34 @@ class Directory:
     def org_object(self) -> PSObject:
         """What Get-OrganizationConfig returns."""
         recipient = self.org.guid.replace("-", "")
-        values = {"name": "", "fqdn": "", "domain": self.domain, "org": self.org.name, "install": INSTALL_PATH,
-                  "version": "", "build": max((r.build.version for r in self.servers.values()), default="15.2.0.0"),
-                  "recipient": recipient}
+        values = {
+            "name": "",
+            "fqdn": "",
+            "domain": self.domain,
+            "org": self.org.name,
+            "install": INSTALL_PATH,
+            "version": "",
+            "build": max((r.build.version for r in self.servers.values()), default="15.2.0.0"),
+            "recipient": recipient,
+        }
         props = self._fill(shapes.ORGANIZATION_CONFIG, values)
-        props.update({
-            "Name": self.org.name,
-            "Guid": self.org.guid,
-            "MitigationsEnabled": self.org.mitigations_enabled,
-            "LegacyExchangeDN": f"/o={self.org.name}",
-            "DistinguishedName": (f"CN={self.org.name},CN=Microsoft Exchange,CN=Services,CN=Configuration,"
-                                  + ",".join(f"DC={p}" for p in self.domain.split("."))),
-            "WhenChanged": self.org.when_changed,
-            "WhenCreated": datetime(2024, 5, 6, 9, 0, tzinfo=timezone.utc),
-            "WhenChangedUTC": self.org.when_changed,
-            "WhenCreatedUTC": datetime(2024, 5, 6, 9, 0, tzinfo=timezone.utc),
-            "FocusedInboxOnLastUpdateTime": datetime(1, 1, 1),
-            "ForestConfigLastRunTime": datetime(1, 1, 1),
-            "OriginatingServer": self.dc,
-        })
+        props.update(
+            {
+                "Name": self.org.name,
+                "Guid": self.org.guid,
+                "MitigationsEnabled": self.org.mitigations_enabled,
+                "LegacyExchangeDN": f"/o={self.org.name}",
+                "DistinguishedName": (
+                    f"CN={self.org.name},CN=Microsoft Exchange,CN=Services,CN=Configuration,"
+                    + ",".join(f"DC={p}" for p in self.domain.split("."))
+                ),
+                "WhenChanged": self.org.when_changed,
+                "WhenCreated": datetime(2024, 5, 6, 9, 0, tzinfo=timezone.utc),
+                "WhenChangedUTC": self.org.when_changed,
+                "WhenCreatedUTC": datetime(2024, 5, 6, 9, 0, tzinfo=timezone.utc),
+                "FocusedInboxOnLastUpdateTime": datetime(1, 1, 1),
+                "ForestConfigLastRunTime": datetime(1, 1, 1),
+                "OriginatingServer": self.dc,
+            }
+        )
         return PSObject(props, type_names=ORGANIZATION_CONFIG, to_string=self.org.name)

@@ -28,11 +28,14 @@ def run_em(server: LabServer, at: datetime) -> None:
     server.last_run = at
     if server.faults.ocs_unreachable or not record.build.can_fetch:
         server.ocs_ok = False
-        reason = ("Unable to connect to the remote server (officeclient.microsoft.com:443)"
-                  if server.faults.ocs_unreachable else
-                  "The remote certificate is invalid according to the validation procedure.")
-        _log(server, at, "Error", 1008,
-             f"Failed to fetch mitigations from the Office Config Service. {reason}")
+        reason = (
+            "Unable to connect to the remote server (officeclient.microsoft.com:443)"
+            if server.faults.ocs_unreachable
+            else "The remote certificate is invalid according to the validation procedure."
+        )
+        _log(
+            server, at, "Error", 1008, f"Failed to fetch mitigations from the Office Config Service. {reason}"
+        )
         return
     server.ocs_ok = True
     entries = parse_eocs(org.catalogue.xml())
@@ -40,9 +43,14 @@ def run_em(server: LabServer, at: datetime) -> None:
     enabled = org.directory.org.mitigations_enabled and record.mitigations_enabled
     if not enabled:
         where = "organization" if not org.directory.org.mitigations_enabled else "server"
-        _log(server, at, "Information", 1005,
-             f"Fetched {len(entries)} mitigation(s). Mitigations are disabled at the {where} level; "
-             "nothing was applied.")
+        _log(
+            server,
+            at,
+            "Information",
+            1005,
+            f"Fetched {len(entries)} mitigation(s). Mitigations are disabled at the {where} level; "
+            "nothing was applied.",
+        )
         return
     results: dict[str, str] = {}
     for entry in entries:
@@ -55,9 +63,14 @@ def run_em(server: LabServer, at: datetime) -> None:
     server.results = results
     applied = [i for i, s in results.items() if s == "Applied"]
     blocked = [i for i, s in results.items() if s == "Blocked"]
-    _log(server, at, "Information", 1005,
-         f"Mitigation check completed. Fetched {len(entries)} mitigation(s); applicable and applied: "
-         f"{', '.join(applied) or 'none'}; blocked: {', '.join(blocked) or 'none'}.")
+    _log(
+        server,
+        at,
+        "Information",
+        1005,
+        f"Mitigation check completed. Fetched {len(entries)} mitigation(s); applicable and applied: "
+        f"{', '.join(applied) or 'none'}; blocked: {', '.join(blocked) or 'none'}.",
+    )
 
 
 def apply_entry(server: LabServer, entry: Entry, at: datetime) -> str:
@@ -92,8 +105,7 @@ def apply_entry(server: LabServer, entry: Entry, at: datetime) -> str:
         if changed:
             record.applied_time = at
     if changed and entry.id != "PING1":
-        _log(server, at, "Information", 1006,
-             f"Mitigation {entry.id} applied successfully. {entry.desc}")
+        _log(server, at, "Information", 1006, f"Mitigation {entry.id} applied successfully. {entry.desc}")
     return "Applied"
 
 
@@ -102,5 +114,6 @@ def _log(server: LabServer, at: datetime, level: str, event_id: int, message: st
     path = f"{LOG_DIR}\\MitigationService_{at:%Y%m%d}-1.LOG"
     old = server.windows.read_file(path) or ""
     kind = "FetchMitigation" if event_id != 1006 else "ApplyMitigation"
-    line = f"{at:%Y-%m-%dT%H:%M:%S.000Z},{kind},S:LogLevel={'Warning' if level == 'Error' else 'Info'};S:Message={message}\r\n"
-    server.windows.write_file(path, old + line)
+    log_level = "Warning" if level == "Error" else "Info"
+    line = f"{at:%Y-%m-%dT%H:%M:%S.000Z},{kind},S:LogLevel={log_level};S:Message={message}\r\n"
+    server.windows.write_file(path, old + line, at)

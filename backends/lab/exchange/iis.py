@@ -18,21 +18,50 @@ from emconsole.backends.lab.pwsh.api import PSObject
 
 FRONT_END = "Default Web Site"
 BACK_END = "Exchange Back End"
-_FE_APPS = {"owa": "DefaultAppPool", "ecp": "DefaultAppPool", "EWS": "DefaultAppPool",
-            "Autodiscover": "DefaultAppPool", "Microsoft-Server-ActiveSync": "DefaultAppPool",
-            "OAB": "DefaultAppPool", "PowerShell": "MSExchangePowerShellFrontEndAppPool",
-            "mapi": "MSExchangeMapiFrontEndAppPool", "Rpc": "MSExchangeRpcProxyFrontEndAppPool",
-            "API": "MSExchangeRestFrontEndAppPool"}
-_BE_APPS = {"owa": "MSExchangeOWAAppPool", "owa/Calendar": "MSExchangeOWACalendarAppPool",
-            "ecp": "MSExchangeECPAppPool", "EWS": "MSExchangeServicesAppPool",
-            "Autodiscover": "MSExchangeAutodiscoverAppPool", "Microsoft-Server-ActiveSync": "MSExchangeSyncAppPool",
-            "OAB": "MSExchangeOABAppPool", "PowerShell": "MSExchangePowerShellAppPool",
-            "mapi/emsmdb": "MSExchangeMapiMailboxAppPool", "mapi/nspi": "MSExchangeMapiAddressBookAppPool",
-            "Rpc": "MSExchangeRpcProxyAppPool", "API": "MSExchangeRestAppPool"}
-_COLLECTION_ITEM = {"rules": "rule", "globalRules": "rule", "outboundRules": "rule",
-                    "preConditions": "preCondition", "conditions": "add", "preCondition": "add"}
-_BOOL_ATTRS = {"stopProcessing", "enabled", "ignoreCase", "negate", "trackAllCaptures", "appendQueryString",
-               "logRewrittenUrl", "replace"}
+_FE_APPS = {
+    "owa": "DefaultAppPool",
+    "ecp": "DefaultAppPool",
+    "EWS": "DefaultAppPool",
+    "Autodiscover": "DefaultAppPool",
+    "Microsoft-Server-ActiveSync": "DefaultAppPool",
+    "OAB": "DefaultAppPool",
+    "PowerShell": "MSExchangePowerShellFrontEndAppPool",
+    "mapi": "MSExchangeMapiFrontEndAppPool",
+    "Rpc": "MSExchangeRpcProxyFrontEndAppPool",
+    "API": "MSExchangeRestFrontEndAppPool",
+}
+_BE_APPS = {
+    "owa": "MSExchangeOWAAppPool",
+    "owa/Calendar": "MSExchangeOWACalendarAppPool",
+    "ecp": "MSExchangeECPAppPool",
+    "EWS": "MSExchangeServicesAppPool",
+    "Autodiscover": "MSExchangeAutodiscoverAppPool",
+    "Microsoft-Server-ActiveSync": "MSExchangeSyncAppPool",
+    "OAB": "MSExchangeOABAppPool",
+    "PowerShell": "MSExchangePowerShellAppPool",
+    "mapi/emsmdb": "MSExchangeMapiMailboxAppPool",
+    "mapi/nspi": "MSExchangeMapiAddressBookAppPool",
+    "Rpc": "MSExchangeRpcProxyAppPool",
+    "API": "MSExchangeRestAppPool",
+}
+_COLLECTION_ITEM = {
+    "rules": "rule",
+    "globalRules": "rule",
+    "outboundRules": "rule",
+    "preConditions": "preCondition",
+    "conditions": "add",
+    "preCondition": "add",
+}
+_BOOL_ATTRS = {
+    "stopProcessing",
+    "enabled",
+    "ignoreCase",
+    "negate",
+    "trackAllCaptures",
+    "appendQueryString",
+    "logRewrittenUrl",
+    "replace",
+}
 _INT_ATTRS = {"statusCode", "subStatusCode", "win32Status"}
 # Schema defaults IIS reports for attributes the XML leaves out.
 _DEFAULTS: dict[str, dict[str, Any]] = {
@@ -41,13 +70,22 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
     "match": {"url": "", "ignoreCase": True, "negate": False},
     "conditions": {"logicalGrouping": "MatchAll", "trackAllCaptures": False},
     "add": {"input": "", "matchType": "Pattern", "pattern": "", "ignoreCase": True, "negate": False},
-    "action": {"type": "None", "url": "", "appendQueryString": True, "logRewrittenUrl": False,
-               "redirectType": "Permanent", "statusCode": 0, "subStatusCode": 0, "statusReason": "",
-               "statusDescription": ""},
+    "action": {
+        "type": "None",
+        "url": "",
+        "appendQueryString": True,
+        "logRewrittenUrl": False,
+        "redirectType": "Permanent",
+        "statusCode": 0,
+        "subStatusCode": 0,
+        "statusReason": "",
+        "statusDescription": "",
+    },
 }
-_OUTBOUND_DEFAULTS = {"match": {"serverVariable": "", "filterByTags": "", "pattern": "", "ignoreCase": True,
-                                "negate": False},
-                      "action": {"type": "None", "value": "", "replace": True}}
+_OUTBOUND_DEFAULTS = {
+    "match": {"serverVariable": "", "filterByTags": "", "pattern": "", "ignoreCase": True, "negate": False},
+    "action": {"type": "None", "value": "", "replace": True},
+}
 CONFIG_ELEMENT = "Microsoft.IIs.PowerShell.Framework.ConfigurationElement"
 CONFIG_ATTRIBUTE = "Microsoft.IIs.PowerShell.Framework.ConfigurationAttribute"
 APPHOST = "MACHINE/WEBROOT/APPHOST"
@@ -84,8 +122,9 @@ def attr_text(value: Any) -> str:
 class IIS:
     """Sites, apps, pools and configuration of one server."""
 
-    apps: dict[str, dict[str, str]] = field(default_factory=lambda: {FRONT_END: dict(_FE_APPS),
-                                                                     BACK_END: dict(_BE_APPS)})
+    apps: dict[str, dict[str, str]] = field(
+        default_factory=lambda: {FRONT_END: dict(_FE_APPS), BACK_END: dict(_BE_APPS)}
+    )
     pools: dict[str, str] = field(default_factory=dict)
     config: dict[str, ET.Element] = field(default_factory=dict)
 
@@ -96,7 +135,7 @@ class IIS:
 
     # -- paths ---------------------------------------------------------------------------------
     def location(self, pspath: str) -> str:
-        """Normalise ``IIS:\\Sites\\Default Web Site\\owa`` / ``MACHINE/WEBROOT/APPHOST/...`` to a location."""
+        """``IIS:\\Sites\\Default Web Site\\owa`` or ``MACHINE/WEBROOT/APPHOST/...`` as a location."""
         path = pspath.strip().replace("\\", "/")
         lowered = path.lower()
         if lowered.startswith("iis:"):
@@ -108,7 +147,7 @@ class IIS:
                 raise IISPathError(pspath)
             path = tail
         elif lowered.startswith(APPHOST.lower()):
-            path = path[len(APPHOST):].strip("/")
+            path = path[len(APPHOST) :].strip("/")
         else:
             raise IISPathError(pspath)
         site, _, app = path.partition("/")
@@ -153,8 +192,9 @@ class IIS:
             return [ET.Element(steps[-1])]  # an empty section: IIS reports it with an empty collection
         return found
 
-    def element_object(self, element: ET.Element, location: str, xfilter: str,
-                       outbound: bool = False) -> PSObject:
+    def element_object(
+        self, element: ET.Element, location: str, xfilter: str, outbound: bool = False
+    ) -> PSObject:
         """A ConfigurationElement as Get-WebConfiguration returns it."""
         obj = PSObject(type_names=(CONFIG_ELEMENT, "System.Object"))
         defaults = dict(_DEFAULTS.get(element.tag, {}))
@@ -166,12 +206,13 @@ class IIS:
             obj[name] = typed(name, raw)
         is_out = outbound or element.tag == "outboundRules"
         for child in element:
-            if child.tag not in (_COLLECTION_ITEM.get(element.tag), ):
+            if child.tag not in (_COLLECTION_ITEM.get(element.tag),):
                 obj[child.tag] = self.element_object(child, location, xfilter, is_out)
         item_tag = _COLLECTION_ITEM.get(element.tag)
         if item_tag:
-            obj["Collection"] = [self.element_object(c, location, xfilter, is_out)
-                                 for c in element.findall(item_tag)]
+            obj["Collection"] = [
+                self.element_object(c, location, xfilter, is_out) for c in element.findall(item_tag)
+            ]
         obj["ItemXPath"] = "/" + xfilter.strip("/")
         obj["PSPath"] = self.pspath_of(location)
         obj["Location"] = ""
@@ -205,12 +246,15 @@ class IIS:
         item_tag = _COLLECTION_ITEM.get(collection.tag, "add")
         key = value.get("name")
         if key is not None and any(c.get("name") == str(key) for c in collection.findall(item_tag)):
-            raise FileExistsError(f"Cannot add duplicate collection entry of type '{item_tag}' with unique key "
-                                  f"attribute 'name' set to '{key}'")
+            raise FileExistsError(
+                f"Cannot add duplicate collection entry of type '{item_tag}' with unique key "
+                f"attribute 'name' set to '{key}'"
+            )
         return ET.SubElement(collection, item_tag, {k: attr_text(v) for k, v in value.items()})
 
-    def set(self, location: str, xfilter: str, name: str, value: Any,
-            at_element: dict[str, Any] | None) -> None:
+    def set(
+        self, location: str, xfilter: str, name: str, value: Any, at_element: dict[str, Any] | None
+    ) -> None:
         """Set an attribute, a child element's attributes (hashtable) or a collection's entries (list)."""
         targets = self.find(location, xfilter, create=False)
         targets = [t for t in targets if t in self._root(location, False).iter()]
@@ -231,7 +275,9 @@ class IIS:
                 for old in child.findall(_COLLECTION_ITEM[name]):
                     child.remove(old)
                 for item in value:
-                    ET.SubElement(child, _COLLECTION_ITEM[name], {k: attr_text(v) for k, v in dict(item).items()})
+                    ET.SubElement(
+                        child, _COLLECTION_ITEM[name], {k: attr_text(v) for k, v in dict(item).items()}
+                    )
             else:
                 target.set(name, attr_text(value))
 

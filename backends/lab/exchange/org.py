@@ -58,10 +58,17 @@ class LabServer:
     @property
     def env(self) -> dict[str, str]:
         """``$env:`` as on an Exchange server."""
-        return {"COMPUTERNAME": self.name, "ExchangeInstallPath": INSTALL_PATH, "ProgramData": "C:\\ProgramData",
-                "windir": "C:\\Windows", "SystemRoot": "C:\\Windows", "TEMP": "C:\\Windows\\TEMP",
-                "TMP": "C:\\Windows\\TEMP", "USERDNSDOMAIN": self.org.directory.domain.upper(),
-                "PSModulePath": "C:\\Windows\\system32\\WindowsPowerShell\\v1.0\\Modules"}
+        return {
+            "COMPUTERNAME": self.name,
+            "ExchangeInstallPath": INSTALL_PATH,
+            "ProgramData": "C:\\ProgramData",
+            "windir": "C:\\Windows",
+            "SystemRoot": "C:\\Windows",
+            "TEMP": "C:\\Windows\\TEMP",
+            "TMP": "C:\\Windows\\TEMP",
+            "USERDNSDOMAIN": self.org.directory.domain.upper(),
+            "PSModulePath": "C:\\Windows\\system32\\WindowsPowerShell\\v1.0\\Modules",
+        }
 
     def service_started(self, at: datetime | None = None) -> None:
         """Called whenever MSExchangeMitigation starts: its first check is ~10 minutes later."""
@@ -122,7 +129,7 @@ class Organisation:
         return server
 
     def leave_m1(self, server: LabServer, listed: bool, at: datetime) -> None:
-        """An M1 rule from the 2022 application: listed in MitigationsApplied (old application) or not (leftover)."""
+        """An M1 rule from 2022: listed in MitigationsApplied (old application) or not (leftover)."""
         server.iis.merge_rewrite(server.iis.location(M1.actions[0].target), M1.actions[0].value)
         if listed:
             server.record.applied.append(M1.id)

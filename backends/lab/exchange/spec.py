@@ -26,22 +26,49 @@ from emconsole.backends.lab.exchange.clock import DEFAULT_START, DEMO_RATE
 
 # name -> takes a value. Kept in step with HostFaults in org.py.
 HOST_FAULTS: dict[str, bool] = {
-    "ems-unavailable": False,   # the snap-in / RemoteExchange.ps1 cannot load
-    "ad-second-hop": False,     # Exchange cmdlets fail with ADOperationException (no delegated credentials)
-    "ocs-unreachable": False,   # the EM service cannot reach OCS: 1008 events, warning in Get-Mitigations.ps1
-    "service-stopped": False,   # MSExchangeMitigation stopped (start type kept)
+    "ems-unavailable": False,  # the snap-in / RemoteExchange.ps1 cannot load
+    "ad-second-hop": False,  # Exchange cmdlets fail with ADOperationException (no delegated credentials)
+    "ocs-unreachable": False,  # the EM service cannot reach OCS: 1008 events, warning in Get-Mitigations.ps1
+    "service-stopped": False,  # MSExchangeMitigation stopped (start type kept)
     "service-disabled": False,  # MSExchangeMitigation stopped and disabled
-    "garbage": False,           # stdout replaced by bytes that are no text
-    "truncate": False,          # stdout cut in the middle
-    "slow": True,               # slow=SECONDS: the command takes that long (inf = hangs)
+    "garbage": False,  # stdout replaced by bytes that are no text
+    "truncate": False,  # stdout cut in the middle
+    "slow": True,  # slow=SECONDS: the command takes that long (inf = hangs)
 }
 lab_spec.HOST_FAULT_NAMES.update(HOST_FAULTS)
 
-BUILD_MIX = ("2019 CU15 Feb26SU", "2019 CU14 Feb26SU", "Exchange SE RTM Feb26SU", "2016 CU23 Feb26SU",
-             "2019 CU15 Dec25SU", "Exchange SE RTM Jul26SU", "2016 CU23 Oct22SU", "2019 CU14 Nov24SUv2")
-_ORG_KEYS = {"org_name", "domain", "org_mitigations_enabled", "block_match", "applied_time_property",
-             "lab_examples", "clock_start", "clock_rate", "builds", "warm"}
-_SERVER_KEYS = {"build", "mitigations_enabled", "blocked", "applied", "service", "m1", "data_collection", "proxy"}
+BUILD_MIX = (
+    "2019 CU15 Feb26SU",
+    "2019 CU14 Feb26SU",
+    "Exchange SE RTM Feb26SU",
+    "2016 CU23 Feb26SU",
+    "2019 CU15 Dec25SU",
+    "Exchange SE RTM Jul26SU",
+    "2016 CU23 Oct22SU",
+    "2019 CU14 Nov24SUv2",
+)
+_ORG_KEYS = {
+    "org_name",
+    "domain",
+    "org_mitigations_enabled",
+    "block_match",
+    "applied_time_property",
+    "lab_examples",
+    "clock_start",
+    "clock_rate",
+    "builds",
+    "warm",
+}
+_SERVER_KEYS = {
+    "build",
+    "mitigations_enabled",
+    "blocked",
+    "applied",
+    "service",
+    "m1",
+    "data_collection",
+    "proxy",
+}
 
 
 @dataclass(frozen=True)
@@ -94,10 +121,16 @@ def server_spec(data: dict[str, Any], faults: dict[str, str] | None = None) -> E
         raise lab_spec.SpecError(f"m1 must be applied, leftover or none, not {m1!r}")
     applied = data.get("applied")
     return ExchangeServerSpec(
-        build=data.get("build"), mitigations_enabled=bool(data.get("mitigations_enabled", True)),
-        blocked=tuple(data.get("blocked", ())), applied=None if applied is None else tuple(applied),
-        service=service, m1=m1, data_collection=bool(data.get("data_collection", False)),
-        proxy=data.get("proxy"), faults=dict(faults or {}))
+        build=data.get("build"),
+        mitigations_enabled=bool(data.get("mitigations_enabled", True)),
+        blocked=tuple(data.get("blocked", ())),
+        applied=None if applied is None else tuple(applied),
+        service=service,
+        m1=m1,
+        data_collection=bool(data.get("data_collection", False)),
+        proxy=data.get("proxy"),
+        faults=dict(faults or {}),
+    )
 
 
 def from_lab_spec(spec: lab_spec.LabSpec, servers: list[lab_spec.ServerSpec]) -> ExchangeSpec:
@@ -105,8 +138,10 @@ def from_lab_spec(spec: lab_spec.LabSpec, servers: list[lab_spec.ServerSpec]) ->
     data = dict(spec.exchange)
     _check(set(data) - _SERVER_KEYS, _ORG_KEYS, "[exchange]")
     org_part = {k: v for k, v in data.items() if k in _ORG_KEYS}
-    per_server = {s.name: server_spec({k: v for k, v in s.exchange.items() if k not in _ORG_KEYS},
-                                      s.host_faults) for s in servers}
+    per_server = {
+        s.name: server_spec({k: v for k, v in s.exchange.items() if k not in _ORG_KEYS}, s.host_faults)
+        for s in servers
+    }
     return org_spec(org_part, per_server, spec.seed)
 
 
@@ -121,10 +156,16 @@ def org_spec(data: dict[str, Any], servers: dict[str, ExchangeServerSpec], seed:
     if isinstance(start, str):
         start = datetime.fromisoformat(start.replace("Z", "+00:00"))
     return ExchangeSpec(
-        servers=servers, seed=seed, org_name=str(data.get("org_name", "LabOrg")),
+        servers=servers,
+        seed=seed,
+        org_name=str(data.get("org_name", "LabOrg")),
         domain=str(data.get("domain", "contoso.local")),
-        org_mitigations_enabled=bool(data.get("org_mitigations_enabled", True)), block_match=block_match,
+        org_mitigations_enabled=bool(data.get("org_mitigations_enabled", True)),
+        block_match=block_match,
         applied_time_property=bool(data.get("applied_time_property", True)),
-        lab_examples=bool(data.get("lab_examples", True)), clock_start=start,
+        lab_examples=bool(data.get("lab_examples", True)),
+        clock_start=start,
         clock_rate=DEMO_RATE if rate == "demo" else (None if rate is None else float(rate)),
-        builds=tuple(data.get("builds", ())), warm=bool(data.get("warm", True)))
+        builds=tuple(data.get("builds", ())),
+        warm=bool(data.get("warm", True)),
+    )

@@ -13,11 +13,21 @@ from typing import Any
 
 from emconsole.backends.lab.pwsh.api import PSEnum, PSObject
 
-SERVICE_CONTROLLER = ("System.ServiceProcess.ServiceController", "System.ComponentModel.Component",
-                      "System.MarshalByRefObject", "System.Object")
+SERVICE_CONTROLLER = (
+    "System.ServiceProcess.ServiceController",
+    "System.ComponentModel.Component",
+    "System.MarshalByRefObject",
+    "System.Object",
+)
 _STATUS = {"Stopped": 1, "StartPending": 2, "StopPending": 3, "Running": 4}
 _START = {"Boot": 0, "System": 1, "Automatic": 2, "Manual": 3, "Disabled": 4}
-_CIM_MODE = {"Automatic": "Auto", "Manual": "Manual", "Disabled": "Disabled", "Boot": "Boot", "System": "System"}
+_CIM_MODE = {
+    "Automatic": "Auto",
+    "Manual": "Manual",
+    "Disabled": "Disabled",
+    "Boot": "Boot",
+    "System": "System",
+}
 EM_SERVICE = "MSExchangeMitigation"
 AD_TOPOLOGY = "MSExchangeADTopology"
 EM_PROVIDER = "MSExchange Mitigation Service"
@@ -71,6 +81,7 @@ class Windows:
     events: list[Event] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)  # lower-case path -> content
     file_names: dict[str, str] = field(default_factory=dict)  # lower-case path -> path as created
+    mtimes: dict[str, datetime] = field(default_factory=dict)  # lower-case path -> LastWriteTime
     dirs: set[str] = field(default_factory=set)  # lower-case directory paths
     next_pid: int = 4100
 
@@ -82,11 +93,16 @@ class Windows:
             win.services[name.lower()] = service
             if start == "Automatic":
                 win.start(name)
-        for path in ("C:\\", "C:\\ProgramData", "C:\\Windows", "C:\\Windows\\Temp",
-                     "C:\\Program Files\\Microsoft\\Exchange Server\\V15",
-                     "C:\\Program Files\\Microsoft\\Exchange Server\\V15\\bin",
-                     "C:\\Program Files\\Microsoft\\Exchange Server\\V15\\Scripts",
-                     "C:\\Program Files\\Microsoft\\Exchange Server\\V15\\Logging\\MitigationService"):
+        for path in (
+            "C:\\",
+            "C:\\ProgramData",
+            "C:\\Windows",
+            "C:\\Windows\\Temp",
+            "C:\\Program Files\\Microsoft\\Exchange Server\\V15",
+            "C:\\Program Files\\Microsoft\\Exchange Server\\V15\\bin",
+            "C:\\Program Files\\Microsoft\\Exchange Server\\V15\\Scripts",
+            "C:\\Program Files\\Microsoft\\Exchange Server\\V15\\Logging\\MitigationService",
+        ):
             win.make_dir(path)
         return win
 
@@ -116,57 +132,88 @@ class Windows:
     def service_object(self, service: Service, machine: str, depth: int = 0) -> PSObject:
         """A ServiceController as Get-Service returns it (nested services one level deep)."""
         nested = depth == 0
-        dependents: list[Any] = [self.service_object(s, machine, 1) if nested else s.name
-                                 for s in self.dependents(service.name)]
-        depended: list[Any] = [self.service_object(self.services[d.lower()], machine, 1) if nested else d
-                               for d in service.depends_on]
-        obj = PSObject({
-            "CanPauseAndContinue": False,
-            "CanShutdown": service.status == "Running",
-            "CanStop": service.status == "Running",
-            "DisplayName": service.display_name,
-            "DependentServices": dependents,
-            "MachineName": machine,
-            "ServiceName": service.name,
-            "ServicesDependedOn": depended,
-            "ServiceHandle": "SafeServiceHandle",
-            "Status": PSEnum("System.ServiceProcess.ServiceControllerStatus", service.status,
-                             _STATUS[service.status]),
-            "ServiceType": PSEnum("System.ServiceProcess.ServiceType", "Win32OwnProcess", 16),
-            "StartType": PSEnum("System.ServiceProcess.ServiceStartMode", service.start_type,
-                                _START[service.start_type]),
-            "Site": None,
-            "Container": None,
-            "Name": service.name,
-        }, type_names=SERVICE_CONTROLLER, to_string=service.name)
+        dependents: list[Any] = [
+            self.service_object(s, machine, 1) if nested else s.name for s in self.dependents(service.name)
+        ]
+        depended: list[Any] = [
+            self.service_object(self.services[d.lower()], machine, 1) if nested else d
+            for d in service.depends_on
+        ]
+        obj = PSObject(
+            {
+                "CanPauseAndContinue": False,
+                "CanShutdown": service.status == "Running",
+                "CanStop": service.status == "Running",
+                "DisplayName": service.display_name,
+                "DependentServices": dependents,
+                "MachineName": machine,
+                "ServiceName": service.name,
+                "ServicesDependedOn": depended,
+                "ServiceHandle": "SafeServiceHandle",
+                "Status": PSEnum(
+                    "System.ServiceProcess.ServiceControllerStatus", service.status, _STATUS[service.status]
+                ),
+                "ServiceType": PSEnum("System.ServiceProcess.ServiceType", "Win32OwnProcess", 16),
+                "StartType": PSEnum(
+                    "System.ServiceProcess.ServiceStartMode", service.start_type, _START[service.start_type]
+                ),
+                "Site": None,
+                "Container": None,
+                "Name": service.name,
+            },
+            type_names=SERVICE_CONTROLLER,
+            to_string=service.name,
+        )
         obj["RequiredServices"] = obj["ServicesDependedOn"]
         return obj
 
     def cim_object(self, service: Service) -> PSObject:
         """A Win32_Service CIM instance (the fields the subset uses)."""
-        return PSObject({
-            "Name": service.name, "DisplayName": service.display_name, "State": service.status,
-            "StartMode": _CIM_MODE[service.start_type], "ProcessId": service.pid,
-            "Started": service.status == "Running", "Status": "OK",
-        }, type_names=("Microsoft.Management.Infrastructure.CimInstance#root/cimv2/Win32_Service",
-                       "Microsoft.Management.Infrastructure.CimInstance", "System.Object"))
+        return PSObject(
+            {
+                "Name": service.name,
+                "DisplayName": service.display_name,
+                "State": service.status,
+                "StartMode": _CIM_MODE[service.start_type],
+                "ProcessId": service.pid,
+                "Started": service.status == "Running",
+                "Status": "OK",
+            },
+            type_names=(
+                "Microsoft.Management.Infrastructure.CimInstance#root/cimv2/Win32_Service",
+                "Microsoft.Management.Infrastructure.CimInstance",
+                "System.Object",
+            ),
+        )
 
     # -- events --------------------------------------------------------------------------------
-    def write_event(self, event_id: int, time: datetime, level: str, message: str,
-                    provider: str = EM_PROVIDER) -> Event:
+    def write_event(
+        self, event_id: int, time: datetime, level: str, message: str, provider: str = EM_PROVIDER
+    ) -> Event:
         event = Event(len(self.events) + 1, event_id, time, level, provider, message)
         self.events.append(event)
         return event
 
     @staticmethod
     def event_object(event: Event, machine: str) -> PSObject:
-        return PSObject({
-            "Id": event.event_id, "TimeCreated": event.time, "LevelDisplayName": event.level,
-            "ProviderName": event.provider, "Message": event.message, "RecordId": event.record_id,
-            "LogName": event.log, "MachineName": machine,
-            "Level": {"Error": 2, "Warning": 3, "Information": 4}[event.level],
-        }, type_names=("System.Diagnostics.Eventing.Reader.EventLogRecord",
-                       "System.Diagnostics.Eventing.Reader.EventRecord", "System.Object"))
+        return PSObject(
+            {
+                "Id": event.event_id,
+                "TimeCreated": event.time,
+                "LevelDisplayName": event.level,
+                "ProviderName": event.provider,
+                "Message": event.message,
+                "RecordId": event.record_id,
+                "LogName": event.log,
+                "MachineName": machine,
+                "Level": {"Error": 2, "Warning": 3, "Information": 4}[event.level],
+            },
+            type_names=(
+                "System.Diagnostics.Eventing.Reader.EventLogRecord",
+                "System.Diagnostics.Eventing.Reader.EventRecord",
+                "System.Object",
+            ),
+        )
 
     # -- files ---------------------------------------------------------------------------------
     @staticmethod
@@ -187,8 +234,10 @@ class Windows:
     def parent_exists(self, path: str) -> bool:
         return self.is_dir(path.replace("/", "\\").rstrip("\\").rpartition("\\")[0])
 
-    def write_file(self, path: str, content: str) -> None:
+    def write_file(self, path: str, content: str, when: datetime | None = None) -> None:
         self.files[self.norm(path)] = content
+        if when is not None:
+            self.mtimes[self.norm(path)] = when
         self.file_names[self.norm(path)] = path.replace("/", "\\")
 
     def read_file(self, path: str) -> str | None:
@@ -197,8 +246,9 @@ class Windows:
     def children(self, path: str) -> list[tuple[str, bool]]:
         """(full path, is directory) of a directory's entries, sorted as Get-ChildItem lists them."""
         base = self.norm(path) + "\\"
-        dirs = sorted(d for d in self.dirs if d.startswith(base) and "\\" not in d[len(base):])
-        files = sorted(f for f in self.files if f.startswith(base) and "\\" not in f[len(base):])
+        dirs = sorted(d for d in self.dirs if d.startswith(base) and "\\" not in d[len(base) :])
+        files = sorted(f for f in self.files if f.startswith(base) and "\\" not in f[len(base) :])
         shown = path.replace("/", "\\").rstrip("\\")
-        return ([(f"{shown}\\{d[len(base):]}", True) for d in dirs]
-                + [(self.file_names[f], False) for f in files])
+        return [(f"{shown}\\{d[len(base) :]}", True) for d in dirs] + [
+            (self.file_names[f], False) for f in files
+        ]
