@@ -47,6 +47,7 @@ class TableScreen(Screen[None]):
 
     def __init__(self) -> None:
         super().__init__()
+        self.ready = False  # set once composed: server_changed may arrive before
         self.grid = Grid(self.columns(), fixed_columns=self.fixed_columns(), markable=self.markable())
 
     @property
@@ -71,13 +72,14 @@ class TableScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.ready = True
         self.query_one("#filter", Input).display = False
         self.status_changed()
 
     # ----- header / status ------------------------------------------------------------------------
     def status_changed(self) -> None:
         """Redraw the top bar (totals, refresh state, clock, read-only badge)."""
-        if not self.is_mounted:
+        if not self.ready:
             return
         self.query_one("#topbar", TopBar).update(self.top_bar())
         self.update_status_line()
@@ -110,10 +112,10 @@ class TableScreen(Screen[None]):
             right.append(" READ-WRITE ", style="bold white on dark_red" if session and session.production
                          else "bold black on green")
         width = self.size.width or 120
-        pad = max(1, width - line.cell_len - right.cell_len)
-        line.append(" " * pad)
+        # The mode badge always shows: the left part gives way on narrow terminals.
+        line.truncate(max(0, width - right.cell_len - 1), overflow="ellipsis")
+        line.append(" " * max(1, width - line.cell_len - right.cell_len))
         line.append_text(right)
-        line.truncate(width)
         return line
 
     def totals(self) -> Text:

@@ -82,7 +82,7 @@ class ServerDetailScreen(TableScreen, ServerActions):
             self.server_changed(engine.view(self.server_name), highlight=False)
 
     def server_changed(self, view: ServerView, *, highlight: bool = True) -> None:
-        if view.name != self.server_name or not self.is_mounted:
+        if view.name != self.server_name or not self.ready:
             return
         app = self.console_app
         state = view.state

@@ -27,7 +27,6 @@ from emconsole.models import (
 
 if TYPE_CHECKING:
     from emconsole.config import ServerConfig
-
     from emconsole.knowledge import Knowledge
 
 OK, WARN, BAD, UNKNOWN, LOADING = "●", "⚠", "✖", "?", "⟳"
@@ -165,7 +164,7 @@ def health(view: ViewLike, drifts: int = 0) -> Text:
 
 def tls_off(config: ServerConfig) -> bool:
     """Whether the operator turned TLS certificate validation off for this server."""
-    return bool(getattr(config, "scheme", "http") == "https" and not getattr(config, "verify_tls", True))
+    return config.scheme.value == "https" and not config.tls_verify
 
 
 def build_of(state: ServerState) -> str | None:

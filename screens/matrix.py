@@ -102,7 +102,7 @@ class MatrixScreen(TableScreen, ServerActions):
             self.grid.set_row(mid, cells, highlight=False)
 
     def server_changed(self, view: ServerView) -> None:
-        if not self.is_mounted:
+        if not self.ready:
             return
         if view.name not in self._servers:
             self.rebuild()
@@ -159,7 +159,7 @@ class MitigationListScreen(TableScreen):
             self.server_changed(view)
 
     def server_changed(self, view: ServerView) -> None:
-        if not self.is_mounted or view.state is None:
+        if not self.ready or view.state is None:
             return
         prefix = view.name + "\x00"
         current = self._keys.get(view.name, set())

@@ -1,0 +1,54 @@
+"""The console's virtualised table: filter, sort, marks and highlights survive row updates."""
+
+from __future__ import annotations
+
+from emconsole.screens.grid import Column, Grid
+from rich.text import Text
+from textual.app import App, ComposeResult
+
+
+class GridApp(App[None]):
+    def compose(self) -> ComposeResult:
+        yield Grid([Column("name", "Server"), Column("state", "State")], id="g")
+
+
+def _text(app: App[None]) -> str:
+    return "\n".join(s.text for s in app.screen._compositor.render_strips())
+
+
+async def test_filter_invert_sort_and_marks_survive_updates() -> None:
+    app = GridApp()
+    async with app.run_test(size=(60, 12)) as pilot:
+        grid = app.query_one(Grid)
+        for i in (10, 2, 1):
+            grid.set_row(f"EX{i}", [f"EX{i}", "ok"])
+        grid.set_filter("EX1")
+        await pilot.pause()
+        assert grid.visible_keys == ["EX10", "EX1"] and grid.match_count == 2
+        grid.set_filter("!EX1")
+        await pilot.pause()
+        assert grid.visible_keys == ["EX2"]
+        grid.set_filter("EX[")  # unfinished regex: matched literally, never an exception
+        await pilot.pause()
+        assert grid.visible_keys == [] and grid.filter_error
+        grid.set_filter("")
+        grid.sort_by(0)
+        await pilot.pause()
+        assert grid.visible_keys == ["EX1", "EX2", "EX10"]  # natural order
+        grid.move_cursor("EX2")
+        grid.toggle_mark()
+        grid.set_row("EX2", ["EX2", "error"])  # a refresh rewrites the row
+        await pilot.pause()
+        assert grid.cursor_key == "EX2" and grid.marks == {"EX2"}
+        assert ("EX2", 1) in grid._changed and ("EX2", 0) not in grid._changed
+        grid.mark_visible()
+        assert grid.marks == {"EX1", "EX2", "EX10"}
+
+
+async def test_server_text_is_never_markup() -> None:
+    app = GridApp()
+    async with app.run_test(size=(60, 8)) as pilot:
+        grid = app.query_one(Grid)
+        grid.set_row("x", [Text("[bold]EX1[/]"), "[red"])
+        await pilot.pause()
+        assert "[bold]EX1[/]" in _text(app) and "[red" in _text(app)
