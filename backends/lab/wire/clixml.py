@@ -1,28 +1,14 @@
-"""PowerShell's CLIXML error stream, as ``powershell.exe`` writes it to stderr when not interactive.
-
-``#< CLIXML\r\n<Objs ...><S S="Error">line_x000D__x000A_</S>...</Objs>``: one ``S`` element per
-line of the error view. pywinrm's ``Session._clean_error_msg`` joins the ``S`` texts and turns
-``_x000D__x000A_`` back into newlines. Reusable by any host that reports PowerShell errors.
-"""
+"""PowerShell 5.1's error view for the errors the wire itself reports (unknown command, parse error,
+a failing host), written as CLIXML on stderr with ``pwsh.clixml.streams_document``."""
 
 from __future__ import annotations
 
-from xml.sax.saxutils import escape
-
-HEADER = "#< CLIXML\r\n"
-_OBJS_OPEN = '<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04">'
-
-
-def _encode_text(text: str) -> str:
-    """XML-escape and write control characters as PowerShell does (``_xHHHH_``)."""
-    return "".join(f"_x{ord(c):04X}_" if ord(c) < 0x20 else c for c in escape(text))
+from emconsole.backends.lab.pwsh.clixml import streams_document
 
 
 def error_stream(text: str) -> str:
-    """A whole error text as a CLIXML document of ``S="Error"`` lines (each ends with CRLF)."""
-    lines = text.replace("\r\n", "\n").split("\n")
-    body = "".join('<S S="Error">' + _encode_text(line + "\r\n") + "</S>" for line in lines)
-    return HEADER + _OBJS_OPEN + body + "</Objs>"
+    """A whole error text as a CLIXML document of ``S="Error"`` lines (encoding: pwsh/clixml.py)."""
+    return streams_document([("Error", text)])
 
 
 def error_view(message: str, *, command: str = "", position: tuple[int, int, str, int] | None = None,
