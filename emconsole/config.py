@@ -388,6 +388,8 @@ def _check_servers(
                 loc, text, cross = _describe(err, ServerConfig)
                 key = loc[0] if loc else None
                 path = _format_path(("servers", index, *loc))
+                if key in ("host", "port") and key not in raw and key not in defaults:
+                    continue  # derived from name / scheme, whose own error is reported
                 if key in raw or key not in defaults:
                     problems.add(path, text, label)
                 elif cross:  # caused by an inherited value; plain errors were reported under defaults
