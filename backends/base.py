@@ -15,8 +15,7 @@ from emconsole.models import ServerFailure
 
 if TYPE_CHECKING:
     from emconsole.config import ServerConfig
-
-    from emconsole.remote import RemoteScript
+    from emconsole.remote.scripts import RemoteScript
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 SCHEMA = 1
+#: The outcome recorded when the console itself could not see how a change ended (cancelled).
+UNKNOWN_OUTCOME = "unknown"
 _SECRET_WORDS = ("password", "secret", "credential", "token", "passphrase")
 
 
@@ -31,7 +33,7 @@ def default_audit_path() -> Path:
     """The platform state dir (XDG_STATE_HOME on Linux, AppData on Windows)."""
     import platformdirs
 
-    return Path(platformdirs.user_state_dir("emconsole")) / "audit.jsonl"
+    return Path(platformdirs.user_state_dir("emconsole", appauthor=False)) / "audit.jsonl"
 
 
 def operator_name() -> str:
@@ -188,9 +190,10 @@ class AuditLog:
         return out
 
     def unknown_outcomes(self) -> list[UnknownOutcome]:
-        """Intents with no result, except those this process is still carrying out."""
+        """Intents with no result (or an "unknown" one), except those this process is still carrying out."""
         records = self.records()
-        closed = {r.get("id") for r in records if r["kind"] == "result"}
+        closed = {r.get("id") for r in records
+                  if r["kind"] == "result" and r.get("outcome") != UNKNOWN_OUTCOME}
         out = []
         for r in records:
             rid = str(r.get("id", ""))

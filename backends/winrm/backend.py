@@ -15,10 +15,11 @@ from emconsole.backends.base import BackendFailure, RawResult
 from emconsole.backends.winrm.errors import classify_powershell_error
 from emconsole.backends.winrm.session import ConnectionSettings, ServerSession
 
+from emconsole.config import PROXY_FROM_ENVIRONMENT
+
 if TYPE_CHECKING:
     from emconsole.config import ServerConfig
-
-    from emconsole.remote import RemoteScript
+    from emconsole.remote.scripts import RemoteScript
 
 #: Returns the password for a server (resolved from its ``password_from``), or None.
 PasswordLookup = Callable[["ServerConfig"], "str | None"]
@@ -30,16 +31,18 @@ def settings_from_config(server: ServerConfig, password: str | None) -> Connecti
         name=server.name,
         host=server.host,
         port=server.port,
-        scheme=server.scheme,
-        transport=server.transport,
+        scheme=server.scheme.value,
+        transport=server.transport.value,
         username=server.username,
         password=password,
         cert_pem=str(server.cert_pem) if server.cert_pem else None,
         cert_key_pem=str(server.cert_key_pem) if server.cert_key_pem else None,
-        verify_tls=server.verify_tls,
+        verify_tls=server.tls_verify,
         ca_bundle=str(server.ca_bundle) if server.ca_bundle else None,
-        proxy=server.proxy or None,
-        kerberos_delegation=server.kerberos_delegation,
+        # None = no proxy at all (pywinrm's default would follow HTTP(S)_PROXY silently)
+        proxy="legacy_requests" if server.proxy == PROXY_FROM_ENVIRONMENT else server.proxy,
+        # Kerberos only reaches AD from the session when the ticket may be delegated.
+        kerberos_delegation=True,
     )
 
 
@@ -64,7 +67,7 @@ class WinRMBackend:
     def run(self, server: ServerConfig, script: RemoteScript, deadline_s: float,
             cancel: threading.Event | None = None) -> RawResult:
         """Run the script; a non-zero exit with an error becomes a classified ``BackendFailure``."""
-        result = self._session(server).run(script.powershell_args, deadline_s, cancel)
+        result = self._session(server).run(script.encoded_arguments(), deadline_s, cancel)
         if result.exit_code != 0 and (result.stderr.strip() or not result.stdout.strip()):
             raise BackendFailure(classify_powershell_error(result.stderr, result.stdout),
                                  duration_s=result.duration_s, round_trips=result.round_trips,
