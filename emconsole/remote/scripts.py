@@ -12,7 +12,7 @@ import base64
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 
 from emconsole.remote import validate
@@ -27,9 +27,15 @@ MAX_EVENTS = 50
 #: Largest lists each script accepts, chosen so the longest allowed inputs still fit the command line
 #: (tests/test_remote_scripts.py builds every script with them). A longer list is refused, not cut.
 LIMITS: dict[str, int] = {
-    "status.services": 32, "status.app_pools": 32,
-    "block.ids": 64, "block.expected": 64,
-    "delete.ids": 8, "delete.block_ids": 16, "delete.expected": 16, "delete.services": 4, "delete.app_pools": 4,
+    "status.services": 32,
+    "status.app_pools": 32,
+    "block.ids": 64,
+    "block.expected": 64,
+    "delete.ids": 8,
+    "delete.block_ids": 16,
+    "delete.expected": 16,
+    "delete.services": 4,
+    "delete.app_pools": 4,
 }
 
 #: Operation -> (schema version, body fragments in order). The header binds what the fragments read.
@@ -49,10 +55,10 @@ class ScriptTooLong(ValueError):
     """The encoded command line would exceed what Windows accepts; nothing is sent."""
 
 
-@lru_cache(maxsize=None)
+@cache
 def fragment(name: str) -> str:
     """A body fragment from ``ps/``, minified: no indentation, blank lines or full-line comments."""
-    raw = resources.files("emconsole.remote").joinpath("ps", f"{name}.ps1").read_text(encoding="utf-8")
+    raw = resources.files("emconsole.remote").joinpath(f"ps/{name}.ps1").read_text(encoding="utf-8")
     lines = (line.strip() for line in raw.splitlines())
     return "".join(line + "\n" for line in lines if line and not line.startswith("#"))
 
@@ -63,7 +69,7 @@ def encode_command(text: str) -> str:
 
 
 def command_arguments(text: str) -> list[str]:
-    """The arguments after ``powershell.exe`` (pywinrm ``run_command(shell, exe, args, skip_cmd_shell=True)``)."""
+    """The arguments after ``powershell.exe``, for pywinrm ``run_command(..., skip_cmd_shell=True)``."""
     return [*POWERSHELL_SWITCHES, encode_command(text)]
 
 
@@ -95,40 +101,74 @@ class RemoteScript:
 
 def _build(operation: str, identity: str, bindings: list[tuple[str, str]]) -> RemoteScript:
     schema, parts = OPERATIONS[operation]
-    header = [f"# emconsole {operation} (schema {schema})",
-              f"$Schema = {schema}", f"$Operation = {quote(operation)}", f"$Identity = {quote(identity)}"]
+    header = [
+        f"# emconsole {operation} (schema {schema})",
+        f"$Schema = {schema}",
+        f"$Operation = {quote(operation)}",
+        f"$Identity = {quote(identity)}",
+    ]
     header += [f"${name} = {literal}" for name, literal in bindings]
     text = "\n".join(header) + "\n" + "".join(fragment(p) for p in parts)
     length = len(command_line(text))
     if length > COMMAND_LINE_LIMIT:
-        raise ScriptTooLong(f"the {operation} script needs a {length}-character command line; "
-                            f"Windows allows {COMMAND_LINE_LIMIT}")
+        raise ScriptTooLong(
+            f"the {operation} script needs a {length}-character command line; "
+            f"Windows allows {COMMAND_LINE_LIMIT}"
+        )
     return RemoteScript(operation, schema, identity, text)
 
 
-def build_status(identity: str, ems: str, services: Iterable[str] = (), app_pools: Iterable[str] = (),
-                 max_events: int = MAX_EVENTS) -> RemoteScript:
+def build_status(
+    identity: str,
+    ems: str,
+    services: Iterable[str] = (),
+    app_pools: Iterable[str] = (),
+    max_events: int = MAX_EVENTS,
+) -> RemoteScript:
     """Everything the console shows for one server. ``services``/``app_pools``: the catalogue's names
     (the EM service itself is always read)."""
     name = validate.identity(identity)
-    svcs = validate.many(validate.service_name, [EM_SERVICE, *services], "services",
-                         LIMITS["status.services"] + 1)
+    svcs = validate.many(
+        validate.service_name, [EM_SERVICE, *services], "services", LIMITS["status.services"] + 1
+    )
     pools = validate.many(validate.app_pool, app_pools, "app pools", LIMITS["status.app_pools"])
     if isinstance(max_events, bool) or not isinstance(max_events, int) or not 1 <= max_events <= 500:
         raise validate.InvalidInput("max_events", max_events, "a whole number from 1 to 500")
-    return _build("status", name, [
-        ("Ems", quote(validate.ems_mode(ems))), ("NeedEms", quote_bool(True)),
-        ("Services", quote_array(svcs)), ("AppPools", quote_array(pools)), ("MaxEvents", str(max_events)),
-    ])
+    return _build(
+        "status",
+        name,
+        [
+            ("Ems", quote(validate.ems_mode(ems))),
+            ("NeedEms", quote_bool(True)),
+            ("Services", quote_array(svcs)),
+            ("AppPools", quote_array(pools)),
+            ("MaxEvents", str(max_events)),
+        ],
+    )
 
 
 def _blocking(mode: str, expected: Iterable[str], ids: Iterable[str], op: str) -> list[tuple[str, str]]:
     return [
         ("Mode", quote(mode)),
-        ("Expected", quote_array(validate.many(validate.mitigation_id, expected, "expected block list",
-                                               LIMITS[f"{op}.expected"]))),
-        ("BlockIds", quote_array(validate.many(validate.mitigation_id, ids, "mitigation IDs to block",
-                                               LIMITS[f"{op}.{'ids' if op == 'block' else 'block_ids'}"]))),
+        (
+            "Expected",
+            quote_array(
+                validate.many(
+                    validate.mitigation_id, expected, "expected block list", LIMITS[f"{op}.expected"]
+                )
+            ),
+        ),
+        (
+            "BlockIds",
+            quote_array(
+                validate.many(
+                    validate.mitigation_id,
+                    ids,
+                    "mitigation IDs to block",
+                    LIMITS[f"{op}.{'ids' if op == 'block' else 'block_ids'}"],
+                )
+            ),
+        ),
     ]
 
 
@@ -142,8 +182,9 @@ def build_unblock(identity: str, ems: str, ids: Iterable[str], expected: Iterabl
     return _block_or_unblock("unblock", identity, ems, ids, expected)
 
 
-def _block_or_unblock(mode: str, identity: str, ems: str, ids: Iterable[str],
-                      expected: Iterable[str]) -> RemoteScript:
+def _block_or_unblock(
+    mode: str, identity: str, ems: str, ids: Iterable[str], expected: Iterable[str]
+) -> RemoteScript:
     name = validate.identity(identity)
     bindings = [("Ems", quote(validate.ems_mode(ems))), ("NeedEms", quote_bool(True))]
     block = _blocking(mode, expected, ids, "block")
@@ -157,9 +198,18 @@ def build_reapply(identity: str) -> RemoteScript:
     return _build("reapply", validate.identity(identity), [])
 
 
-def build_delete(identity: str, ems: str, ids: Iterable[str], backup_id: str, *,
-                 services: Iterable[str] = (), app_pools: Iterable[str] = (),
-                 block: bool = True, block_ids: Iterable[str] = (), expected: Iterable[str] = ()) -> RemoteScript:
+def build_delete(
+    identity: str,
+    ems: str,
+    ids: Iterable[str],
+    backup_id: str,
+    *,
+    services: Iterable[str] = (),
+    app_pools: Iterable[str] = (),
+    block: bool = True,
+    block_ids: Iterable[str] = (),
+    expected: Iterable[str] = (),
+) -> RemoteScript:
     """Back up, then remove, every ``EEMS <id>`` rule/precondition and the named services / app pools.
 
     ``ids`` are matched against rule names (``EEMS M2.1 ...`` for ``M2``); with ``block`` the script
@@ -170,15 +220,24 @@ def build_delete(identity: str, ems: str, ids: Iterable[str], backup_id: str, *,
     if not match_ids:
         raise validate.InvalidInput("mitigation IDs", [], "delete needs at least one ID")
     bindings = [
-        ("Ems", quote(validate.ems_mode(ems))), ("NeedEms", quote_bool(bool(block))),
-        ("Ids", quote_array(match_ids)), ("BackupId", quote(validate.backup_id(backup_id))),
-        ("Services", quote_array(validate.many(validate.service_name, services, "services",
-                                               LIMITS["delete.services"]))),
-        ("AppPools", quote_array(validate.many(validate.app_pool, app_pools, "app pools",
-                                               LIMITS["delete.app_pools"]))),
+        ("Ems", quote(validate.ems_mode(ems))),
+        ("NeedEms", quote_bool(bool(block))),
+        ("Ids", quote_array(match_ids)),
+        ("BackupId", quote(validate.backup_id(backup_id))),
+        (
+            "Services",
+            quote_array(
+                validate.many(validate.service_name, services, "services", LIMITS["delete.services"])
+            ),
+        ),
+        (
+            "AppPools",
+            quote_array(validate.many(validate.app_pool, app_pools, "app pools", LIMITS["delete.app_pools"])),
+        ),
     ]
-    bindings += _blocking("block" if block else "", expected if block else (), block_ids if block else (),
-                          "delete")
+    bindings += _blocking(
+        "block" if block else "", expected if block else (), block_ids if block else (), "delete"
+    )
     if block and bindings[-1][1] == "@()":
         raise validate.InvalidInput("block IDs", [], "delete with block needs the IDs to block")
     return _build("delete", name, bindings)
@@ -186,7 +245,9 @@ def build_delete(identity: str, ems: str, ids: Iterable[str], backup_id: str, *,
 
 def build_restore(identity: str, backup_id: str) -> RemoteScript:
     """Re-create what the delete with this backup ID removed, from the file on the server."""
-    return _build("restore", validate.identity(identity), [("BackupId", quote(validate.backup_id(backup_id)))])
+    return _build(
+        "restore", validate.identity(identity), [("BackupId", quote(validate.backup_id(backup_id)))]
+    )
 
 
 def build_set_enabled(identity: str, ems: str, scope: str, enabled: bool) -> RemoteScript:
@@ -195,14 +256,25 @@ def build_set_enabled(identity: str, ems: str, scope: str, enabled: bool) -> Rem
         raise validate.InvalidInput("scope", scope, "server or org")
     if not isinstance(enabled, bool):
         raise validate.InvalidInput("enabled", enabled, "true or false")
-    return _build("set_enabled", validate.identity(identity), [
-        ("Ems", quote(validate.ems_mode(ems))), ("NeedEms", quote_bool(True)),
-        ("Scope", quote(scope)), ("Enabled", quote_bool(enabled)),
-    ])
+    return _build(
+        "set_enabled",
+        validate.identity(identity),
+        [
+            ("Ems", quote(validate.ems_mode(ems))),
+            ("NeedEms", quote_bool(True)),
+            ("Scope", quote(scope)),
+            ("Enabled", quote_bool(enabled)),
+        ],
+    )
 
 
 def build_test_ocs(identity: str, ems: str) -> RemoteScript:
     """Test-MitigationServiceConnectivity.ps1 on the server (read-only)."""
-    return _build("test_ocs", validate.identity(identity), [
-        ("Ems", quote(validate.ems_mode(ems))), ("NeedEms", quote_bool(True)),
-    ])
+    return _build(
+        "test_ocs",
+        validate.identity(identity),
+        [
+            ("Ems", quote(validate.ems_mode(ems))),
+            ("NeedEms", quote_bool(True)),
+        ],
+    )

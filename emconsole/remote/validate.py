@@ -45,8 +45,9 @@ def _check(field: str, value: object, pattern: re.Pattern[str], rule: str) -> st
 
 def identity(value: object, field: str = "server name") -> str:
     """An Exchange server name as ``$env:COMPUTERNAME`` has it: one DNS label."""
-    return _check(field, value, IDENTITY_RE,
-                  "one DNS label: 1-63 letters, digits or hyphens, no hyphen at either end")
+    return _check(
+        field, value, IDENTITY_RE, "one DNS label: 1-63 letters, digits or hyphens, no hyphen at either end"
+    )
 
 
 def host(value: object, field: str = "host") -> str:
@@ -62,8 +63,12 @@ def host(value: object, field: str = "host") -> str:
 
 
 def mitigation_id(value: object, field: str = "mitigation ID") -> str:
-    return _check(field, value, MITIGATION_ID_RE,
-                  "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+    return _check(
+        field,
+        value,
+        MITIGATION_ID_RE,
+        "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
+    )
 
 
 def backup_id(value: object, field: str = "backup ID") -> str:
@@ -75,8 +80,9 @@ def service_name(value: object, field: str = "service name") -> str:
 
 
 def app_pool(value: object, field: str = "app pool name") -> str:
-    return _check(field, value, APP_POOL_RE,
-                  "1-64 letters, digits, spaces, '.', '_' or '-', no space at either end")
+    return _check(
+        field, value, APP_POOL_RE, "1-64 letters, digits, spaces, '.', '_' or '-', no space at either end"
+    )
 
 
 def ems_mode(value: object, field: str = "ems") -> str:
@@ -85,8 +91,9 @@ def ems_mode(value: object, field: str = "ems") -> str:
     return str(value)
 
 
-def many(check: Callable[[object, str], str], values: Iterable[object], field: str,
-         limit: int = MAX_LIST) -> list[str]:
+def many(
+    check: Callable[[object, str], str], values: Iterable[object], field: str, limit: int = MAX_LIST
+) -> list[str]:
     """Validate a list (at most ``limit`` items, duplicates dropped case-insensitively, order kept)."""
     if isinstance(values, str):
         raise InvalidInput(field, values, "a list of values, not one string")
