@@ -149,7 +149,15 @@ class Windows:
                 "MachineName": machine,
                 "ServiceName": service.name,
                 "ServicesDependedOn": depended,
-                "ServiceHandle": "SafeServiceHandle",
+                "ServiceHandle": PSObject(
+                    {"IsInvalid": False, "IsClosed": False},
+                    type_names=(
+                        "SafeServiceHandle",
+                        "System.Runtime.InteropServices.SafeHandle",
+                        "System.Object",
+                    ),
+                    to_string="SafeServiceHandle",
+                ),
                 "Status": PSEnum(
                     "System.ServiceProcess.ServiceControllerStatus", service.status, _STATUS[service.status]
                 ),
