@@ -68,7 +68,7 @@ def test_block_from_one_server_is_visible_from_another() -> None:
     )
     assert seen == {"b": ["M2", "M2.1.0"]}
     # blocking does not remove what is applied
-    assert "M2.1.0" in org.directory.find("EX02").applied  # type: ignore[union-attr]
+    assert "M2.1.0" in org.directory.find("EX02").applied
 
 
 def test_unknown_identity_is_management_object_not_found() -> None:
@@ -146,8 +146,8 @@ def test_old_build_cannot_fetch_and_keeps_m1_as_old_application() -> None:
     org = make_org(
         {"OLD": {"build": "2016 CU23 Oct22SU"}, "LEFT": {"build": "2016 CU23 Aug22SU", "m1": "leftover"}}
     )
-    assert org.directory.find("OLD").applied == ["M1.1"]  # type: ignore[union-attr]
-    assert org.directory.find("LEFT").applied == []  # type: ignore[union-attr]
+    assert org.directory.find("OLD").applied == ["M1.1"]
+    assert org.directory.find("LEFT").applied == []
     rules = out(
         org,
         "LEFT",
@@ -288,12 +288,12 @@ def _captured(name: str) -> list[tuple[str, str, str]]:
     root = ET.parse(REFERENCE / name).getroot()
     types = {tn.get("RefId"): tn[0].text or "" for tn in root.iter(f"{_NS}TN")}
     rows = []
-    for prop in root.find(f"{_NS}Obj").find(f"{_NS}Props"):  # type: ignore[union-attr]
+    for prop in root.find(f"{_NS}Obj").find(f"{_NS}Props"):
         tag = prop.tag.replace(_NS, "")
         type_name = ""
         if tag == "Obj":
             tn = prop.find(f"{_NS}TN")
-            type_name = tn[0].text or "" if tn is not None else types[prop.find(f"{_NS}TNRef").get("RefId")]  # type: ignore[union-attr]
+            type_name = tn[0].text or "" if tn is not None else types[prop.find(f"{_NS}TNRef").get("RefId")]
             if prop.find(f"{_NS}LST") is not None:
                 tag = "LST"
         rows.append((prop.get("N") or "", tag, type_name))
@@ -317,7 +317,7 @@ def _matches(value: Any, tag: str, type_name: str) -> bool:
 def test_objects_carry_the_captured_properties_and_types() -> None:
     org = fleet()
     objects = {
-        "E19_GetExchangeServer.xml": org.directory.server_object(org.directory.find("EX01")),  # type: ignore[arg-type]
+        "E19_GetExchangeServer.xml": org.directory.server_object(org.directory.find("EX01")),
         "E19_GetOrganizationConfig.xml": org.directory.org_object(),
     }
     service = org.server("EX01").windows.service("MSExchangeMitigation")

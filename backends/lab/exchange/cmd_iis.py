@@ -192,7 +192,9 @@ def get_web_application(ctx: CommandContext, params: dict[str, Any], _: list[Any
                         "serviceAutoStartProvider": "",
                         "preloadEnabled": False,
                         "PhysicalPath": f"{INSTALL_PATH}FrontEnd\\HttpProxy\\{path}",
-                        "ItemXPath": f"/system.applicationHost/sites/site[@name='{site}']/application[@path='/{path}']",
+                        "ItemXPath": (
+                            f"/system.applicationHost/sites/site[@name='{site}']/application[@path='/{path}']"
+                        ),
                         "PSPath": "MACHINE/WEBROOT/APPHOST",
                         "Location": "",
                         "ElementTagName": "application",
