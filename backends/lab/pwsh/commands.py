@@ -270,7 +270,7 @@ def write_host(ctx: CommandContext, params: Params, items: list[Any]) -> Iterabl
     parts = as_list(params.get("Object"))
     separator = to_string(params.get("Separator", " "))
     text = separator.join(to_string(p) for p in parts)
-    ctx.write_host(text if params.get("NoNewline") else text + "\n")
+    ctx.write_host(text, not params.get("NoNewline"))
     return ()
 
 

@@ -97,7 +97,6 @@ class CommandCall:
         #: True when invoked with ``. path``: a script may then define session commands
         self.dot_sourced = dot_sourced
         self._invocation = invocation
-        self.had_error = False
 
     @property
     def server(self) -> Any:
@@ -113,7 +112,6 @@ class CommandCall:
     def write_error(self, record: ErrorRecord) -> None:
         record.command = record.command or self.spec.name
         record.invocation = record.invocation or self._invocation
-        self.had_error = True
         if self.error_action == "Stop":
             raise ScriptHalt(record)
         if self.error_action == "Continue":
@@ -136,8 +134,9 @@ class CommandCall:
         if self.warning_action == "Continue":
             self._interpreter.emit("warning", text)
 
-    def write_host(self, text: str) -> None:
-        self._interpreter.emit("host", text)
+    def write_host(self, text: str, newline: bool = True) -> None:
+        """Host text (a line unless ``newline`` is False, as Write-Host -NoNewline)."""
+        self._interpreter.emit("host", text + "\n" if newline else text)
 
 
 class Interpreter:
@@ -295,7 +294,8 @@ class Interpreter:
             if element.type == "command":
                 items = self.command(element, items)
             elif items is None:
-                items = as_list(self.value(element))
+                value = self.value(element)
+                items = [None] if value is None else as_list(value)  # `$null | x` sends one $null
             else:
                 raise self.not_supported(element, "An expression after '|'")
         return items or []
@@ -420,8 +420,6 @@ class Interpreter:
             error.record.command = error.record.command or spec.name
             error.record.invocation = error.record.invocation or invocation
             raise
-        if call.had_error:
-            self.last_ok = False
         return output
 
     def _with_merges(self, merges: set[str], run: Callable[[], Iterable[Any]]) -> list[Any]:
@@ -466,6 +464,12 @@ class Interpreter:
         pending: str | None = None
         for child in node.named_children:
             kind = child.type
+            if kind == "command_argument_sep" and self.parsed.text(child).strip() == ":":
+                last = tokens.pop() if tokens and isinstance(tokens[-1], Param) else None
+                if last is None:
+                    raise self.not_supported(child, "A ':' not after a parameter name")
+                pending = last.name  # -Name:value (tree-sitter-pwsh makes the ':' a separator)
+                continue
             if kind in ("command_argument_sep", "comment"):
                 continue
             if kind == "redirection":
@@ -670,7 +674,17 @@ class Interpreter:
     _v_comparison_argument_expression = _v_comparison_expression
 
     def _match(self, op: str, left: Any, right: Any) -> Any:
-        pattern = re.compile(to_string(right), re.I)
+        try:
+            pattern = re.compile(re.sub(r"\(\?<(?=[A-Za-z_])", "(?P<", to_string(right)), re.I)
+        except re.error as error:
+            raise PSError(
+                ErrorRecord(
+                    message=f"Invalid regular expression pattern: {to_string(right)}.",
+                    fully_qualified_error_id="InvalidRegularExpression",
+                    category="InvalidOperation",
+                    exception_type="System.Management.Automation.RuntimeException",
+                )
+            ) from error
         if isinstance(left, list):
             return [
                 item for item in left if (pattern.search(to_string(item)) is not None) == (op == "-match")

@@ -110,6 +110,8 @@ def render(items: list[Any]) -> str:
             lines += _list(item)
         elif isinstance(item, ErrorRecord):
             lines.append(error_text(item))
+        elif isinstance(item, HostText):
+            lines.append(item.text.rstrip("\n"))
         elif isinstance(item, WarningRecord):
             lines.append(f"WARNING: {item.message}")
         elif item is not None:
