@@ -20,6 +20,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
+import requests
 from emconsole.backends.base import BackendFailure, RawResult
 from emconsole.backends.winrm.errors import FAULT_INVALID_SELECTORS, map_exception, timeout_failure
 from winrm.exceptions import WinRMOperationTimeoutError, WSManFaultError
@@ -137,7 +138,7 @@ class ServerSession:
             self._protocol = proto
             req0, sent0, recv0 = proto.requests_sent, proto.bytes_sent, proto.bytes_received
             if self._shell_id is None:
-                phase = "connect" if proto.transport.session is None else "shell"
+                phase = "shell"
                 self._arm(proto, deadline, receive=False)
                 self._shell_id = proto.open_shell(codepage=UTF8_CODEPAGE, noprofile=True)
                 opened = True
@@ -183,6 +184,9 @@ class ServerSession:
             )
         except BaseException as exc:
             elapsed = time.monotonic() - start
+            if isinstance(exc, requests.exceptions.ConnectionError) and not isinstance(
+                    exc, requests.exceptions.ReadTimeout):
+                phase = "connect"  # ConnectTimeout, refused, DNS: nothing reached the server
             if isinstance(exc, _DeadlineReached):
                 failure = timeout_failure(s.host, s.port, phase, elapsed, f"deadline {deadline_s:.1f} s")
             elif isinstance(exc, _Cancelled):
