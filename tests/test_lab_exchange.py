@@ -288,12 +288,15 @@ def _captured(name: str) -> list[tuple[str, str, str]]:
     root = ET.parse(REFERENCE / name).getroot()
     types = {tn.get("RefId"): tn[0].text or "" for tn in root.iter(f"{_NS}TN")}
     rows = []
-    for prop in root.find(f"{_NS}Obj").find(f"{_NS}Props"):
+    for prop in root.findall(f"./{_NS}Obj/{_NS}Props/*"):
         tag = prop.tag.replace(_NS, "")
         type_name = ""
         if tag == "Obj":
             tn = prop.find(f"{_NS}TN")
-            type_name = tn[0].text or "" if tn is not None else types[prop.find(f"{_NS}TNRef").get("RefId")]
+            ref = prop.find(f"{_NS}TNRef")
+            type_name = (
+                (tn[0].text or "") if tn is not None else types[ref.get("RefId") if ref is not None else None]
+            )
             if prop.find(f"{_NS}LST") is not None:
                 tag = "LST"
         rows.append((prop.get("N") or "", tag, type_name))
