@@ -69,11 +69,11 @@ def lab_servers(fleet: LabFleet, ems: str = "snapin") -> tuple[ServerConfig, ...
     spec = fleet.spec
     user = f"{spec.domain}\\{spec.username}" if spec.auth == "ntlm" else spec.username
     return tuple(
-        ServerConfig(
-            name=server.name, host="127.0.0.1", port=server.port, scheme=spec.scheme, transport=spec.auth,
-            ems=ems, username=user, password_from=f"env:{LAB_PASSWORD_ENV}",
-            ca_bundle=fleet.ca_path, tags={"site": "lab"},
-        )
+        ServerConfig.model_validate({
+            "name": server.name, "host": "127.0.0.1", "port": server.port, "scheme": spec.scheme,
+            "transport": spec.auth, "ems": ems, "username": user, "password_from": f"env:{LAB_PASSWORD_ENV}",
+            "ca_bundle": fleet.ca_path, "tags": {"site": "lab"},
+        })
         for server in fleet.servers
     )
 
