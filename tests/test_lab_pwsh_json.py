@@ -43,7 +43,8 @@ def test_objects_in_a_top_level_array() -> None:
 
 def test_depth_counts_arrays_and_truncates_to_strings() -> None:
     script = (
-        "[pscustomobject]@{ l1 = [pscustomobject]@{ l2 = [pscustomobject]@{ l3 = 1 }; arr = @(@(@{ x = 1 })) } }"
+        "[pscustomobject]@{ l1 = [pscustomobject]@{ l2 = [pscustomobject]@{ l3 = 1 }; "
+        "arr = @(@(@{ x = 1 })) } }"
     )
     assert (
         out(script + " | ConvertTo-Json -Compress")
