@@ -10,8 +10,8 @@ import base64
 
 import pytest
 import tree_sitter
-
 from emconsole.backends.lab.pwsh.syntax import ParsedScript, parse
+
 from emconsole.remote import scripts as S
 from emconsole.remote.validate import InvalidInput
 
@@ -19,76 +19,257 @@ BID = "20260131T235959Z-0123abcd"
 NAME = "a-" + "9" * 60 + "z"  # 63 characters, hyphen inside
 
 NODE_TYPES = {
-    "additive_expression", "argument_expression", "argument_expression_list", "argument_list",
-    "array_expression", "array_literal_expression", "assignment_expression", "assignment_operator",
-    "assignment_value", "cast_expression", "catch_clause", "catch_clauses", "command", "command_argument_sep",
-    "command_elements", "command_invocation_operator", "command_name", "command_name_expr", "command_parameter",
-    "comment", "comparison_expression", "comparison_operator", "decimal_integer_literal", "else_clause",
-    "elseif_clause", "elseif_clauses", "empty_statement", "expandable_string_literal",
-    "expression_with_unary_operator", "foreach_statement", "generic_token", "hash_entry", "hash_literal_body",
-    "hash_literal_expression", "if_statement", "integer_literal", "invocation_expression", "key_expression",
-    "left_assignment_expression", "logical_expression", "member_access", "member_name",
-    "merging_redirection_operator", "parenthesized_expression", "pipeline", "pipeline_chain", "program",
-    "redirection", "script_block", "script_block_body", "script_block_expression", "simple_name",
-    "statement_block", "statement_list", "string_literal", "try_statement", "type_identifier", "type_literal",
-    "type_name", "type_spec", "unary_expression", "variable", "verbatim_string_characters", "element_access",
-    "array_type_name", "flow_control_statement",
+    "additive_expression",
+    "argument_expression",
+    "argument_expression_list",
+    "argument_list",
+    "array_expression",
+    "array_literal_expression",
+    "assignment_expression",
+    "assignment_operator",
+    "assignment_value",
+    "cast_expression",
+    "catch_clause",
+    "catch_clauses",
+    "command",
+    "command_argument_sep",
+    "command_elements",
+    "command_invocation_operator",
+    "command_name",
+    "command_name_expr",
+    "command_parameter",
+    "comment",
+    "comparison_expression",
+    "comparison_operator",
+    "decimal_integer_literal",
+    "else_clause",
+    "elseif_clause",
+    "elseif_clauses",
+    "empty_statement",
+    "expandable_string_literal",
+    "expression_with_unary_operator",
+    "foreach_statement",
+    "generic_token",
+    "hash_entry",
+    "hash_literal_body",
+    "hash_literal_expression",
+    "if_statement",
+    "integer_literal",
+    "invocation_expression",
+    "key_expression",
+    "left_assignment_expression",
+    "logical_expression",
+    "member_access",
+    "member_name",
+    "merging_redirection_operator",
+    "parenthesized_expression",
+    "pipeline",
+    "pipeline_chain",
+    "program",
+    "redirection",
+    "script_block",
+    "script_block_body",
+    "script_block_expression",
+    "simple_name",
+    "statement_block",
+    "statement_list",
+    "string_literal",
+    "try_statement",
+    "type_identifier",
+    "type_literal",
+    "type_name",
+    "type_spec",
+    "unary_expression",
+    "variable",
+    "verbatim_string_characters",
+    "element_access",
+    "array_type_name",
+    "flow_control_statement",
 }
 TOKENS = {
-    " ", '"', "$_", "&", "(", ")", "*>&1", "2>&1", "+", ",", ".", ":", "::", ";", "=", "@(", "@{", "[", "]",
-    "{", "}", "|", "catch", "else", "elseif", "foreach", "if", "in", "try", "exit", "!",
-    "-eq", "-ne", "-gt", "-ge", "-lt", "-le", "-like", "-notlike", "-match", "-notmatch", "-in", "-notin",
-    "-contains", "-and", "-or", "-not",
+    " ",
+    '"',
+    "$_",
+    "&",
+    "(",
+    ")",
+    "*>&1",
+    "2>&1",
+    "+",
+    ",",
+    ".",
+    ":",
+    "::",
+    ";",
+    "=",
+    "@(",
+    "@{",
+    "[",
+    "]",
+    "{",
+    "}",
+    "|",
+    "catch",
+    "else",
+    "elseif",
+    "foreach",
+    "if",
+    "in",
+    "try",
+    "exit",
+    "!",
+    "-eq",
+    "-ne",
+    "-gt",
+    "-ge",
+    "-lt",
+    "-le",
+    "-like",
+    "-notlike",
+    "-match",
+    "-notmatch",
+    "-in",
+    "-notin",
+    "-contains",
+    "-and",
+    "-or",
+    "-not",
 }
 COMMON = {"-ErrorAction", "-WarningAction", "-Confirm"}
 PARAMS: dict[str, set[str]] = {
-    "Add-PSSnapin": set(), "Connect-ExchangeServer": {"-Auto", "-ClientApplication"},
+    "Add-PSSnapin": set(),
+    "Connect-ExchangeServer": {"-Auto", "-ClientApplication"},
     "Get-ExchangeServer": {"-Identity"},
-    "Set-ExchangeServer": {"-Identity", "-MitigationsEnabled", "-MitigationsBlocked", "-DataCollectionEnabled",
-                           "-InternetWebProxy"},
-    "Get-OrganizationConfig": set(), "Set-OrganizationConfig": {"-MitigationsEnabled"},
-    "Get-Service": {"-Name"}, "Start-Service": {"-Name"}, "Stop-Service": {"-Name"},
-    "Restart-Service": {"-Name"}, "Set-Service": {"-Name", "-StartupType"},
-    "Get-WebApplication": {"-Site"}, "Get-WebConfiguration": {"-PSPath", "-Filter"},
+    "Set-ExchangeServer": {
+        "-Identity",
+        "-MitigationsEnabled",
+        "-MitigationsBlocked",
+        "-DataCollectionEnabled",
+        "-InternetWebProxy",
+    },
+    "Get-OrganizationConfig": set(),
+    "Set-OrganizationConfig": {"-MitigationsEnabled"},
+    "Get-Service": {"-Name"},
+    "Start-Service": {"-Name"},
+    "Stop-Service": {"-Name"},
+    "Restart-Service": {"-Name"},
+    "Set-Service": {"-Name", "-StartupType"},
+    "Get-WebApplication": {"-Site"},
+    "Get-WebConfiguration": {"-PSPath", "-Filter"},
     "Get-WebConfigurationProperty": {"-PSPath", "-Filter", "-Name"},
     "Remove-WebConfigurationProperty": {"-PSPath", "-Filter", "-Name", "-AtElement"},
     "Add-WebConfigurationProperty": {"-PSPath", "-Filter", "-Name", "-Value"},
     "Set-WebConfigurationProperty": {"-PSPath", "-Filter", "-Name", "-Value"},
-    "Get-WebAppPoolState": {"-Name"}, "Start-WebAppPool": {"-Name"}, "Stop-WebAppPool": {"-Name"},
+    "Get-WebAppPoolState": {"-Name"},
+    "Start-WebAppPool": {"-Name"},
+    "Stop-WebAppPool": {"-Name"},
     "Get-WinEvent": {"-FilterHashtable", "-MaxEvents"},
-    "Join-Path": set(), "Test-Path": set(), "New-Item": {"-ItemType", "-Force", "-Path"},
-    "Set-Content": {"-Path", "-Value", "-Encoding"}, "Get-Content": {"-Raw", "-Path"},
-    "Get-ChildItem": {"-Path", "-Filter"}, "Get-CimInstance": {"-ClassName", "-Filter"},
-    "Select-Object": {"-First", "-ExpandProperty", "-Unique", "-Property"}, "Where-Object": set(),
-    "ForEach-Object": set(), "Sort-Object": set(), "Measure-Object": set(),
-    "ConvertTo-Json": {"-Depth", "-Compress"}, "ConvertFrom-Json": set(), "Get-Date": set(),
-    "Write-Output": set(), "Out-Null": set(), "New-Object": set(),
+    "Join-Path": set(),
+    "Test-Path": set(),
+    "New-Item": {"-ItemType", "-Force", "-Path"},
+    "Set-Content": {"-Path", "-Value", "-Encoding"},
+    "Get-Content": {"-Raw", "-Path"},
+    "Get-ChildItem": {"-Path", "-Filter"},
+    "Get-CimInstance": {"-ClassName", "-Filter"},
+    "Select-Object": {"-First", "-ExpandProperty", "-Unique", "-Property"},
+    "Where-Object": set(),
+    "ForEach-Object": set(),
+    "Sort-Object": set(),
+    "Measure-Object": set(),
+    "ConvertTo-Json": {"-Depth", "-Compress"},
+    "ConvertFrom-Json": set(),
+    "Get-Date": set(),
+    "Write-Output": set(),
+    "Out-Null": set(),
+    "New-Object": set(),
 }
-TYPES = {"console", "string", "int", "bool", "datetime", "string[]", "pscustomobject", "ordered", "text.encoding"}
+TYPES = {
+    "console",
+    "string",
+    "int",
+    "bool",
+    "datetime",
+    "string[]",
+    "pscustomobject",
+    "ordered",
+    "text.encoding",
+}
 STATIC = {("console", "OutputEncoding"), ("text.encoding", "UTF8")}
 METHODS = {"ToString", "ToUniversalTime", "Trim", "Split"}
-SCRIPT_PATHS = {"bin\\RemoteExchange.ps1", "Scripts\\Get-Mitigations.ps1",
-                "Scripts\\Test-MitigationServiceConnectivity.ps1"}
-AUTOMATIC = {"$_", "$psitem", "$true", "$false", "$null", "$erroractionpreference", "$progresspreference",
-             "$env:exchangeinstallpath", "$env:programdata", "$env:computername"}
+SCRIPT_PATHS = {
+    "bin\\RemoteExchange.ps1",
+    "Scripts\\Get-Mitigations.ps1",
+    "Scripts\\Test-MitigationServiceConnectivity.ps1",
+}
+AUTOMATIC = {
+    "$_",
+    "$psitem",
+    "$true",
+    "$false",
+    "$null",
+    "$erroractionpreference",
+    "$progresspreference",
+    "$env:exchangeinstallpath",
+    "$env:programdata",
+    "$env:computername",
+}
 
 EXCHANGE = {"Add-PSSnapin", "Join-Path", "Connect-ExchangeServer", "Out-Null"}
 BASE = {"New-Object", "Get-Date", "ConvertTo-Json", "ForEach-Object"}
 EXPECTED_COMMANDS = {
-    "status": BASE | EXCHANGE | {"Get-ExchangeServer", "Where-Object", "Get-OrganizationConfig",
-                                 "Get-CimInstance", "Get-WebAppPoolState", "Get-WebApplication",
-                                 "Get-WebConfiguration", "Get-WinEvent", "Test-Path", "Get-ChildItem"},
+    "status": BASE
+    | EXCHANGE
+    | {
+        "Get-ExchangeServer",
+        "Where-Object",
+        "Get-OrganizationConfig",
+        "Get-CimInstance",
+        "Get-WebAppPoolState",
+        "Get-WebApplication",
+        "Get-WebConfiguration",
+        "Get-WinEvent",
+        "Test-Path",
+        "Get-ChildItem",
+    },
     "block": BASE | EXCHANGE | {"Get-ExchangeServer", "Where-Object", "Set-ExchangeServer"},
     "reapply": BASE | {"Get-CimInstance", "Restart-Service"},
-    "delete": BASE | EXCHANGE | {"Get-ExchangeServer", "Where-Object", "Set-ExchangeServer", "Get-CimInstance",
-                                 "Get-WebAppPoolState", "Get-WebApplication", "Get-WebConfiguration",
-                                 "Test-Path", "New-Item", "Set-Content", "Remove-WebConfigurationProperty",
-                                 "Set-Service", "Start-Service", "Start-WebAppPool"},
-    "restore": BASE | {"Join-Path", "Test-Path", "Get-Content", "ConvertFrom-Json", "Where-Object",
-                       "Get-WebConfiguration", "Add-WebConfigurationProperty", "Set-WebConfigurationProperty",
-                       "Set-Service", "Stop-Service", "Get-CimInstance", "Stop-WebAppPool", "Get-WebAppPoolState"},
-    "set_enabled": BASE | EXCHANGE | {"Get-OrganizationConfig", "Set-OrganizationConfig", "Get-ExchangeServer",
-                                      "Set-ExchangeServer"},
+    "delete": BASE
+    | EXCHANGE
+    | {
+        "Get-ExchangeServer",
+        "Where-Object",
+        "Set-ExchangeServer",
+        "Get-CimInstance",
+        "Get-WebAppPoolState",
+        "Get-WebApplication",
+        "Get-WebConfiguration",
+        "Test-Path",
+        "New-Item",
+        "Set-Content",
+        "Remove-WebConfigurationProperty",
+        "Set-Service",
+        "Start-Service",
+        "Start-WebAppPool",
+    },
+    "restore": BASE
+    | {
+        "Join-Path",
+        "Test-Path",
+        "Get-Content",
+        "ConvertFrom-Json",
+        "Where-Object",
+        "Get-WebConfiguration",
+        "Add-WebConfigurationProperty",
+        "Set-WebConfigurationProperty",
+        "Set-Service",
+        "Stop-Service",
+        "Get-CimInstance",
+        "Stop-WebAppPool",
+        "Get-WebAppPoolState",
+    },
+    "set_enabled": BASE
+    | EXCHANGE
+    | {"Get-OrganizationConfig", "Set-OrganizationConfig", "Get-ExchangeServer", "Set-ExchangeServer"},
     "test_ocs": BASE | EXCHANGE,
 }
 EXPECTED_COMMANDS["unblock"] = EXPECTED_COMMANDS["block"]
@@ -99,19 +280,45 @@ def hostile_scripts() -> list[tuple[S.RemoteScript, dict[str, object]]]:
     pools = ["My Pool 1", "x.y-z_"]
     svcs = ["s.-_1", "MSExchangeImap4"]
     return [
-        (S.build_status(NAME, "remoteexchange", svcs, pools, max_events=500),
-         {"Identity": NAME, "Ems": "remoteexchange", "Services": [S.EM_SERVICE, *svcs], "AppPools": pools,
-          "MaxEvents": 500}),
-        (S.build_block(NAME, "snapin", ids, ids[:2]),
-         {"Identity": NAME, "Mode": "block", "Expected": ids[:2], "BlockIds": ids}),
-        (S.build_unblock("X", "snapin", ids[:1], []), {"Identity": "X", "Mode": "unblock", "Expected": [],
-                                                       "BlockIds": ids[:1]}),
+        (
+            S.build_status(NAME, "remoteexchange", svcs, pools, max_events=500),
+            {
+                "Identity": NAME,
+                "Ems": "remoteexchange",
+                "Services": [S.EM_SERVICE, *svcs],
+                "AppPools": pools,
+                "MaxEvents": 500,
+            },
+        ),
+        (
+            S.build_block(NAME, "snapin", ids, ids[:2]),
+            {"Identity": NAME, "Mode": "block", "Expected": ids[:2], "BlockIds": ids},
+        ),
+        (
+            S.build_unblock("X", "snapin", ids[:1], []),
+            {"Identity": "X", "Mode": "unblock", "Expected": [], "BlockIds": ids[:1]},
+        ),
         (S.build_reapply(NAME), {"Identity": NAME}),
-        (S.build_delete(NAME, "snapin", ids, BID, services=svcs, app_pools=pools, block_ids=ids, expected=[]),
-         {"Identity": NAME, "Ids": ids, "BackupId": BID, "Services": svcs, "AppPools": pools, "Mode": "block",
-          "BlockIds": ids, "Expected": [], "NeedEms": True}),
-        (S.build_delete(NAME, "snapin", ids[:1], BID, block=False),
-         {"Ids": ids[:1], "Mode": "", "BlockIds": [], "NeedEms": False}),
+        (
+            S.build_delete(
+                NAME, "snapin", ids, BID, services=svcs, app_pools=pools, block_ids=ids, expected=[]
+            ),
+            {
+                "Identity": NAME,
+                "Ids": ids,
+                "BackupId": BID,
+                "Services": svcs,
+                "AppPools": pools,
+                "Mode": "block",
+                "BlockIds": ids,
+                "Expected": [],
+                "NeedEms": True,
+            },
+        ),
+        (
+            S.build_delete(NAME, "snapin", ids[:1], BID, block=False),
+            {"Ids": ids[:1], "Mode": "", "BlockIds": [], "NeedEms": False},
+        ),
         (S.build_restore(NAME, BID), {"Identity": NAME, "BackupId": BID}),
         (S.build_set_enabled(NAME, "snapin", "org", False), {"Scope": "org", "Enabled": False}),
         (S.build_test_ocs(NAME, "snapin"), {"Identity": NAME, "Ems": "snapin"}),
@@ -145,8 +352,11 @@ def string_value(p: ParsedScript, node: tree_sitter.Node) -> str:
 
 def literal(p: ParsedScript, node: tree_sitter.Node) -> object:
     """The value of a header right-hand side: string, int, bool or array of strings."""
-    kinds = [n for n in walk(node) if n.type in ("verbatim_string_characters", "decimal_integer_literal",
-                                                 "variable", "array_expression")]
+    kinds = [
+        n
+        for n in walk(node)
+        if n.type in ("verbatim_string_characters", "decimal_integer_literal", "variable", "array_expression")
+    ]
     if kinds and kinds[0].type == "array_expression":
         return [string_value(p, n) for n in walk(kinds[0]) if n.type == "verbatim_string_characters"]
     first = kinds[0]
@@ -189,8 +399,11 @@ def check_subset(p: ParsedScript) -> set[str]:
             assert p.text(n) == "="
         if n.type == "command":
             name_node = next(c for c in n.children if c.type in ("command_name", "command_name_expr"))
-            params = {p.text(c) for c in walk(n) if c.type == "command_parameter"
-                      and c.parent is not None and c.parent.parent == n}
+            params = {
+                p.text(c)
+                for c in walk(n)
+                if c.type == "command_parameter" and c.parent is not None and c.parent.parent == n
+            }
             if name_node.type == "command_name":
                 name = p.text(name_node)
                 assert name in PARAMS, f"command {name} is outside the subset"
@@ -198,7 +411,9 @@ def check_subset(p: ParsedScript) -> set[str]:
                 commands.add(name)
             else:  # & (Join-Path $env:ExchangeInstallPath '<script>') / . (...)
                 inner = [c for c in walk(name_node) if c.type == "verbatim_string_characters"]
-                assert [p.text(v) for v in walk(name_node) if v.type == "variable"] == ["$env:ExchangeInstallPath"]
+                assert [p.text(v) for v in walk(name_node) if v.type == "variable"] == [
+                    "$env:ExchangeInstallPath"
+                ]
                 assert len(inner) == 1 and string_value(p, inner[0]) in SCRIPT_PATHS
         if n.type == "type_literal":
             assert p.text(n)[1:-1].lower() in TYPES, p.text(n)
@@ -209,10 +424,11 @@ def check_subset(p: ParsedScript) -> set[str]:
             assert p.text(method) in METHODS, p.text(method)
         if n.type == "variable" and n.parent is not None:
             name = p.text(n).lower()
-            if n.parent.type == "unary_expression" and n.parent.parent is not None \
-                    and n.parent.parent.type == "left_assignment_expression":
-                assigned.add(name)
-            elif n.parent.type == "foreach_statement":
+            if (
+                n.parent.type == "unary_expression"
+                and n.parent.parent is not None
+                and n.parent.parent.type == "left_assignment_expression"
+            ) or n.parent.type == "foreach_statement":
                 assigned.add(name)
             elif name not in AUTOMATIC and not name.startswith("$_"):
                 assert name in assigned, f"{p.text(n)} read before any assignment"
@@ -233,9 +449,18 @@ def test_script_parses_within_subset(built: S.RemoteScript, inputs: dict[str, ob
 
 
 def test_checker_rejects_constructs_outside_the_subset() -> None:
-    for text in ("function f { 1 }", "while ($true) { }", "$a = 1..3", "$a = 'x' -join ','", "Start-Sleep 1",
-                 "[System.IO.File]::ReadAllText('x')", "$a = $b.Replace('a', 'b')", "$a += 1", "Write-Host 'x'",
-                 "$x = $undefined"):
+    for text in (
+        "function f { 1 }",
+        "while ($true) { }",
+        "$a = 1..3",
+        "$a = 'x' -join ','",
+        "Start-Sleep 1",
+        "[System.IO.File]::ReadAllText('x')",
+        "$a = $b.Replace('a', 'b')",
+        "$a += 1",
+        "Write-Host 'x'",
+        "$x = $undefined",
+    ):
         with pytest.raises(AssertionError):
             check_subset(parse(text))
 
@@ -253,11 +478,20 @@ def test_largest_allowed_inputs_fit_the_command_line() -> None:
         S.build_status(name, "remoteexchange", svcs[: L["status.services"]], pools[: L["status.app_pools"]]),
         S.build_block(name, "remoteexchange", ids(L["block.ids"]), ids(L["block.expected"])),
         S.build_unblock(name, "remoteexchange", ids(L["block.ids"]), ids(L["block.expected"])),
-        S.build_delete(name, "remoteexchange", ids(L["delete.ids"]), BID, services=svcs[: L["delete.services"]],
-                       app_pools=pools[: L["delete.app_pools"]], block_ids=ids(L["delete.block_ids"]),
-                       expected=ids(L["delete.expected"])),
-        S.build_restore(name, BID), S.build_set_enabled(name, "remoteexchange", "server", True),
-        S.build_test_ocs(name, "remoteexchange"), S.build_reapply(name),
+        S.build_delete(
+            name,
+            "remoteexchange",
+            ids(L["delete.ids"]),
+            BID,
+            services=svcs[: L["delete.services"]],
+            app_pools=pools[: L["delete.app_pools"]],
+            block_ids=ids(L["delete.block_ids"]),
+            expected=ids(L["delete.expected"]),
+        ),
+        S.build_restore(name, BID),
+        S.build_set_enabled(name, "remoteexchange", "server", True),
+        S.build_test_ocs(name, "remoteexchange"),
+        S.build_reapply(name),
     ]
     for b in biggest:
         line = b.command_line

@@ -192,6 +192,12 @@ def outcome(doc: Envelope, server: str, kind: ActionKind) -> ActionOutcome:
             server=server, kind=kind, status=status, detail=detail, failure=fail, backup=backup
         )
     ok, detail, backup = _verify(doc)
+    if (
+        isinstance(doc, OcsDocument)
+        and doc.result
+        and doc.result.field("Result").casefold().startswith("fail")
+    ):
+        return ActionOutcome(server=server, kind=kind, status=OutcomeStatus.FAILED, detail=detail)
     problems = "; ".join(f"{p.step}: {p.message}" for p in doc.problems)
     if problems:
         ok, detail = False, f"{detail}; {problems}" if detail else problems
