@@ -22,16 +22,23 @@ def _client(args: argparse.Namespace) -> None:
     """Client mode: hammer ports first..first+servers-1 until the deadline, print the count as JSON."""
     import winrm
 
-    ports = [args.first_port + i for i in range(args.servers)][args.index::args.clients]
+    ports = [args.first_port + i for i in range(args.servers)][args.index :: args.clients]
     deadline = time.monotonic() + args.duration
     counts = [0] * args.threads
     errors = [0] * args.threads
 
     def worker(slot: int) -> None:
-        mine = ports[slot::args.threads] or ports
-        sessions = [winrm.Session(f"{args.scheme}://127.0.0.1:{p}/wsman", auth=(args.user, args.password),
-                                  transport="ssl" if args.scheme == "https" else args.auth, proxy=None,
-                                  server_cert_validation="ignore") for p in mine]
+        mine = ports[slot :: args.threads] or ports
+        sessions = [
+            winrm.Session(
+                f"{args.scheme}://127.0.0.1:{p}/wsman",
+                auth=(args.user, args.password),
+                transport="ssl" if args.scheme == "https" else args.auth,
+                proxy=None,
+                server_cert_validation="ignore",
+            )
+            for p in mine
+        ]
         i = 0
         while time.monotonic() < deadline:
             try:
@@ -47,7 +54,9 @@ def _client(args: argparse.Namespace) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--servers", type=int, default=200)
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--clients", type=int, default=1, help="client processes")
@@ -71,13 +80,34 @@ def main() -> int:
     threads_before = threading.active_count()
     with LabFleet(spec) as fleet:
         before = fleet.counters.snapshot()
-        common = [sys.executable, __file__, "--client", "--servers", str(args.servers), "--first-port",
-                  str(fleet.first_port), "--duration", str(args.duration), "--clients", str(args.clients),
-                  "--threads", str(args.threads), "--auth", args.auth, "--scheme", args.scheme,
-                  "--user", spec.username, "--password", spec.password]
+        common = [
+            sys.executable,
+            __file__,
+            "--client",
+            "--servers",
+            str(args.servers),
+            "--first-port",
+            str(fleet.first_port),
+            "--duration",
+            str(args.duration),
+            "--clients",
+            str(args.clients),
+            "--threads",
+            str(args.threads),
+            "--auth",
+            args.auth,
+            "--scheme",
+            args.scheme,
+            "--user",
+            spec.username,
+            "--password",
+            spec.password,
+        ]
         started = time.monotonic()
-        procs = [subprocess.Popen([*common, "--index", str(i)], stdout=subprocess.PIPE, text=True)
-                 for i in range(args.clients)]
+        procs = [
+            subprocess.Popen([*common, "--index", str(i)], stdout=subprocess.PIPE, text=True)
+            for i in range(args.clients)
+        ]
         results = [json.loads(p.communicate()[0]) for p in procs]
         elapsed = time.monotonic() - started
         after = fleet.counters.snapshot()
@@ -85,13 +115,20 @@ def main() -> int:
     errors = sum(r["errors"] for r in results)
     requests = after["requests"] - before["requests"]
     cpu = after["loop_cpu_s"] - before["loop_cpu_s"]
-    print(f"lab: {args.servers} servers, {args.scheme}/{args.auth}; clients: {args.clients} process(es) x "
-          f"{args.threads} threads for {args.duration:.0f} s (wall {elapsed:.1f} s)")
+    print(
+        f"lab: {args.servers} servers, {args.scheme}/{args.auth}; clients: {args.clients} process(es) x "
+        f"{args.threads} threads for {args.duration:.0f} s (wall {elapsed:.1f} s)"
+    )
     print(f"run_ps calls/second: {calls / args.duration:.1f} ({calls} calls, {errors} errors)")
-    print(f"lab requests/second: {requests / args.duration:.1f}; lab CPU per request: "
-          f"{cpu / requests * 1000 if requests else 0:.3f} ms ({cpu / calls * 1000 if calls else 0:.3f} ms per run_ps)")
-    print(f"lab threads: {after['threads']} while serving (1 loop thread); back to {threading.active_count()} "
-          f"after stop (was {threads_before})")
+    print(
+        f"lab requests/second: {requests / args.duration:.1f}; lab CPU per request: "
+        f"{cpu / requests * 1000 if requests else 0:.3f} ms "
+        f"({cpu / calls * 1000 if calls else 0:.3f} ms per run_ps)"
+    )
+    print(
+        f"lab threads: {after['threads']} while serving (1 loop thread); back to {threading.active_count()} "
+        f"after stop (was {threads_before})"
+    )
     return 0
 
 

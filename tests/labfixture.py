@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-
 from emconsole.backends.lab.fleet import HostFactory, LabFleet
 from emconsole.backends.lab.spec import LabSpec
 

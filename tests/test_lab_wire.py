@@ -5,15 +5,15 @@ from __future__ import annotations
 import base64
 import math
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import winrm
 import xmltodict
-from labfixture import lab_credentials
-
 from emconsole.backends.lab.fleet import LabFleet
 from emconsole.backends.lab.host import CommandRequest, HostResult, ShellContext
 from emconsole.backends.lab.wire.codepage import encode_console
+from labfixture import lab_credentials
 
 LabFactory = Callable[..., LabFleet]
 
@@ -34,14 +34,16 @@ class EchoHost:
 
 
 def session(fleet: LabFleet, number: int = 1, **kwargs: object) -> winrm.Session:
-    return winrm.Session(fleet.endpoint(number), auth=lab_credentials(fleet), transport="basic", proxy=None,
-                         **kwargs)
+    return winrm.Session(
+        fleet.endpoint(number), auth=lab_credentials(fleet), transport="basic", proxy=None, **kwargs
+    )
 
 
-def protocol(fleet: LabFleet, number: int = 1, **kwargs: object) -> winrm.Protocol:
+def protocol(fleet: LabFleet, number: int = 1, **kwargs: Any) -> winrm.Protocol:
     user, password = lab_credentials(fleet)
-    return winrm.Protocol(fleet.endpoint(number), transport="basic", username=user, password=password,
-                          proxy=None, **kwargs)
+    return winrm.Protocol(
+        fleet.endpoint(number), transport="basic", username=user, password=password, proxy=None, **kwargs
+    )
 
 
 def test_run_ps_gets_powershell_not_recognized_error(lab_factory: LabFactory) -> None:
@@ -50,7 +52,9 @@ def test_run_ps_gets_powershell_not_recognized_error(lab_factory: LabFactory) ->
     assert result.status_code == 1
     assert result.std_out == b""
     err = result.std_err.decode()
-    assert err.startswith("Get-Frobnicator : The term 'Get-Frobnicator' is not recognized as the name of a cmdlet")
+    assert err.startswith(
+        "Get-Frobnicator : The term 'Get-Frobnicator' is not recognized as the name of a cmdlet"
+    )
     assert "At line:2 char:1" in err and "CommandNotFoundException" in err
     snap = fleet.counters.snapshot()
     assert snap["by_action"] == {"Create": 1, "Command": 1, "Receive": 1, "Signal": 1, "Delete": 1}
@@ -81,8 +85,12 @@ def test_codepage_65001_and_the_other_powershell_forms(lab_factory: LabFactory) 
     p = protocol(fleet)
     shell = p.open_shell(codepage=65001)
     encoded = base64.b64encode("'é'".encode("utf-16-le")).decode()
-    for line in (f"powershell.exe -NoProfile -NonInteractive -EncodedCommand {encoded}",
-                 f"PowerShell -enc {encoded}", f"powershell -e {encoded}", f"powershell -ec {encoded}"):
+    for line in (
+        f"powershell.exe -NoProfile -NonInteractive -EncodedCommand {encoded}",
+        f"PowerShell -enc {encoded}",
+        f"powershell -e {encoded}",
+        f"powershell -ec {encoded}",
+    ):
         command = p.run_command(shell, line)
         out, _err, code = p.get_command_output(shell, command)
         p.cleanup_command(shell, command)
@@ -158,7 +166,9 @@ def test_a_hung_command_holds_no_thread_and_is_terminated_by_signal(lab_factory:
     fleet = lab_factory(servers=1, host_factory=lambda spec: host)
     p = protocol(fleet, operation_timeout_sec=1, read_timeout_sec=3)
     shell = p.open_shell()
-    command = p.run_command(shell, "powershell -encodedcommand " + base64.b64encode("x".encode("utf-16-le")).decode())
+    command = p.run_command(
+        shell, "powershell -encodedcommand " + base64.b64encode("x".encode("utf-16-le")).decode()
+    )
     with pytest.raises(winrm.exceptions.WinRMOperationTimeoutError):
         p.get_command_output_raw(shell, command)
     assert fleet.counters.snapshot()["running_commands"] == 1
@@ -175,8 +185,10 @@ def test_unknown_shell_and_unsupported_action_are_wsman_faults(lab_factory: LabF
     with pytest.raises(winrm.exceptions.WSManFaultError) as info:
         p.run_command("00000000-0000-0000-0000-000000000000", "ipconfig")
     assert info.value.wsman_fault_code == 2150858843 and info.value.fault_subcode == "w:InvalidSelectors"
-    header = p.build_wsman_header("http://schemas.xmlsoap.org/ws/2004/09/enumeration/Enumerate",
-                                  "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd")
+    header = p.build_wsman_header(
+        "http://schemas.xmlsoap.org/ws/2004/09/enumeration/Enumerate",
+        "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd",
+    )
     with pytest.raises(winrm.exceptions.WSManFaultError) as info:
         p.send_message(xmltodict.unparse({"env:Envelope": {**header, "env:Body": {}}}))
     assert info.value.wsman_fault_code == 2150858771

@@ -7,9 +7,8 @@ from collections.abc import Callable
 import pytest
 import requests
 import winrm
-from labfixture import lab_credentials
-
 from emconsole.backends.lab.fleet import LabFleet
+from labfixture import lab_credentials
 
 LabFactory = Callable[..., LabFleet]
 
@@ -17,16 +16,22 @@ LabFactory = Callable[..., LabFleet]
 def test_basic_over_https_with_the_lab_ca(lab_factory: LabFactory) -> None:
     fleet = lab_factory(servers=2, scheme="https")
     assert fleet.ca_path is not None and fleet.ca_path.read_text().startswith("-----BEGIN CERTIFICATE-----")
-    s = winrm.Session(fleet.endpoint(2), auth=lab_credentials(fleet), transport="ssl", proxy=None,
-                      ca_trust_path=str(fleet.ca_path))
+    s = winrm.Session(
+        fleet.endpoint(2),
+        auth=lab_credentials(fleet),
+        transport="ssl",
+        proxy=None,
+        ca_trust_path=str(fleet.ca_path),
+    )
     result = s.run_ps("Get-ExchangeServer")
     assert result.status_code == 1 and b"is not recognized" in result.std_err
 
 
 def test_https_fails_with_default_validation(lab_factory: LabFactory) -> None:
     fleet = lab_factory(servers=1, scheme="https")
-    s = winrm.Session(fleet.endpoint(1), auth=lab_credentials(fleet), transport="ssl", proxy=None,
-                      ca_trust_path=None)
+    s = winrm.Session(
+        fleet.endpoint(1), auth=lab_credentials(fleet), transport="ssl", proxy=None, ca_trust_path=None
+    )
     with pytest.raises(requests.exceptions.SSLError):
         s.run_ps("Get-Date")
 
@@ -34,11 +39,21 @@ def test_https_fails_with_default_validation(lab_factory: LabFactory) -> None:
 @pytest.mark.parametrize("kind", ["wrong-name", "expired"])
 def test_tls_fault_fails_validation_even_with_the_lab_ca(lab_factory: LabFactory, kind: str) -> None:
     fleet = lab_factory(servers=2, scheme="https", faults=f"tls={kind}:2")
-    good = winrm.Session(fleet.endpoint(1), auth=lab_credentials(fleet), transport="ssl", proxy=None,
-                         ca_trust_path=str(fleet.ca_path))
+    good = winrm.Session(
+        fleet.endpoint(1),
+        auth=lab_credentials(fleet),
+        transport="ssl",
+        proxy=None,
+        ca_trust_path=str(fleet.ca_path),
+    )
     assert good.run_ps("Get-Date").status_code == 1
-    bad = winrm.Session(fleet.endpoint(2), auth=lab_credentials(fleet), transport="ssl", proxy=None,
-                        ca_trust_path=str(fleet.ca_path))
+    bad = winrm.Session(
+        fleet.endpoint(2),
+        auth=lab_credentials(fleet),
+        transport="ssl",
+        proxy=None,
+        ca_trust_path=str(fleet.ca_path),
+    )
     with pytest.raises(requests.exceptions.SSLError):
         bad.run_ps("Get-Date")
 
@@ -49,7 +64,9 @@ def test_wrong_password_and_wrong_scheme_are_invalid_credentials(lab_factory: La
     with pytest.raises(winrm.exceptions.InvalidCredentialsError):
         winrm.Session(fleet.endpoint(1), auth=(user, "nope"), transport="basic", proxy=None).run_ps("x")
     with pytest.raises(winrm.exceptions.InvalidCredentialsError):
-        winrm.Session(fleet.endpoint(1), auth=lab_credentials(fleet), transport="ntlm", proxy=None).run_ps("x")
+        winrm.Session(fleet.endpoint(1), auth=lab_credentials(fleet), transport="ntlm", proxy=None).run_ps(
+            "x"
+        )
 
 
 def test_basic_with_domain_prefix_is_accepted(lab_factory: LabFactory) -> None:
@@ -62,7 +79,9 @@ def test_basic_with_domain_prefix_is_accepted(lab_factory: LabFactory) -> None:
 def test_allow_unencrypted_false_refuses_basic_over_http(lab_factory: LabFactory) -> None:
     fleet = lab_factory(servers=1, allow_unencrypted=False)
     with pytest.raises(winrm.exceptions.InvalidCredentialsError):
-        winrm.Session(fleet.endpoint(1), auth=lab_credentials(fleet), transport="basic", proxy=None).run_ps("x")
+        winrm.Session(fleet.endpoint(1), auth=lab_credentials(fleet), transport="basic", proxy=None).run_ps(
+            "x"
+        )
 
 
 def test_ntlm_with_message_encryption_over_http(lab_factory: LabFactory) -> None:

@@ -4,26 +4,29 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import requests
 import winrm
-from labfixture import lab_credentials
-
 from emconsole.backends.lab.fleet import LabFleet
 from emconsole.backends.lab.spec import LabSpec, SpecError, TransportFaults
+from labfixture import lab_credentials
 
 LabFactory = Callable[..., LabFleet]
 
 
-def protocol(fleet: LabFleet, number: int, **kwargs: object) -> winrm.Protocol:
+def protocol(fleet: LabFleet, number: int, **kwargs: Any) -> winrm.Protocol:
     user, password = lab_credentials(fleet)
-    return winrm.Protocol(fleet.endpoint(number), transport="basic", username=user, password=password,
-                          proxy=None, **kwargs)
+    return winrm.Protocol(
+        fleet.endpoint(number), transport="basic", username=user, password=password, proxy=None, **kwargs
+    )
 
 
 def run_ps(fleet: LabFleet, number: int, **kwargs: object) -> winrm.Response:
-    s = winrm.Session(fleet.endpoint(number), auth=lab_credentials(fleet), transport="basic", proxy=None, **kwargs)
+    s = winrm.Session(
+        fleet.endpoint(number), auth=lab_credentials(fleet), transport="basic", proxy=None, **kwargs
+    )
     return s.run_ps("Get-Date")
 
 
@@ -111,7 +114,9 @@ def test_fault_spec_syntax() -> None:
     assert TransportFaults().max_shells == 30
 
 
-@pytest.mark.parametrize("bad", ["nosuch", "hang:11", "tls=sideways", "latency=fast", "http-error=404", "hang:x"])
+@pytest.mark.parametrize(
+    "bad", ["nosuch", "hang:11", "tls=sideways", "latency=fast", "http-error=404", "hang:x"]
+)
 def test_bad_fault_specs_are_refused(bad: str) -> None:
     with pytest.raises(SpecError):
         LabSpec(servers=10, faults=bad).validate()

@@ -79,7 +79,9 @@ def bind_port_range(count: int, first_port: int, seed: int = 0) -> tuple[int, li
 class LabFleet:
     """Start and stop a whole lab; read its servers, endpoints, CA and counters."""
 
-    def __init__(self, spec: LabSpec, host_factory: HostFactory | None = None, workdir: Path | None = None) -> None:
+    def __init__(
+        self, spec: LabSpec, host_factory: HostFactory | None = None, workdir: Path | None = None
+    ) -> None:
         spec.validate()
         self.spec = spec
         self.host_factory: HostFactory = host_factory or (lambda _spec: StubHost())
@@ -127,13 +129,16 @@ class LabFleet:
             self.ca_path = ca.ca_path if ca else None
             if spec.auth == "ntlm":
                 self._ntlm_file = NtlmUserFile(self.directory, spec.domain, spec.username, spec.password)
-            authenticator = Authenticator(spec.auth, spec.username, spec.password, spec.domain, https,
-                                          spec.allow_unencrypted)
+            authenticator = Authenticator(
+                spec.auth, spec.username, spec.password, spec.domain, https, spec.allow_unencrypted
+            )
             self._loop = WireLoop()
             self._loop.start()
             self.counters.loop_thread = self._loop.thread
-            for server_spec, sock in zip(self.servers, self._sockets):
-                wire = WireServer(server_spec, self.host_factory(server_spec), authenticator, self.counters, https)
+            for server_spec, sock in zip(self.servers, self._sockets, strict=True):
+                wire = WireServer(
+                    server_spec, self.host_factory(server_spec), authenticator, self.counters, https
+                )
                 self.wire.append(wire)
                 if server_spec.faults.refuse:
                     continue  # bound, never listening: connections are refused
@@ -146,11 +151,14 @@ class LabFleet:
         return self
 
     @staticmethod
-    async def _listen(wire: WireServer, sock: socket.socket, context: ssl.SSLContext | None) -> asyncio.AbstractServer:
+    async def _listen(
+        wire: WireServer, sock: socket.socket, context: ssl.SSLContext | None
+    ) -> asyncio.AbstractServer:
         if context is None:
             return await asyncio.start_server(wire.handle_connection, sock=sock, limit=256 * 1024)
-        return await asyncio.start_server(wire.handle_connection, sock=sock, ssl=context, limit=256 * 1024,
-                                          ssl_handshake_timeout=30)
+        return await asyncio.start_server(
+            wire.handle_connection, sock=sock, ssl=context, limit=256 * 1024, ssl_handshake_timeout=30
+        )
 
     async def _close_all(self) -> None:
         for listener in self._listeners:
@@ -186,6 +194,7 @@ class LabFleet:
     def __enter__(self) -> LabFleet:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()

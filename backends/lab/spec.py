@@ -101,7 +101,9 @@ class LabSpec:
         if self.auth not in ("basic", "ntlm"):
             raise SpecError(f"auth must be basic or ntlm, not {self.auth!r}")
         if self.first_port and not 1 <= self.first_port <= 65535 - self.servers + 1:
-            raise SpecError(f"ports {self.first_port}..{self.first_port + self.servers - 1} are not all valid")
+            raise SpecError(
+                f"ports {self.first_port}..{self.first_port + self.servers - 1} are not all valid"
+            )
         if not self.username or ":" in self.username or "\\" in self.username:
             raise SpecError("username must be non-empty, without ':' or '\\'")
         if self.latency_ms < 0:
@@ -127,29 +129,49 @@ class LabSpec:
             faults, host_faults = base, {}
             items = list(chosen.get(number, []))
             extra = self.per_server.get(number, {})
-            items += [item for n, its in parse_faults(str(extra.get("faults", "")), self.servers,
-                                                      self.seed).items() if n == number for item in its]
+            items += [
+                item
+                for n, its in parse_faults(str(extra.get("faults", "")), self.servers, self.seed).items()
+                if n == number
+                for item in its
+            ]
             for name, value in items:
                 if name in HOST_FAULT_NAMES:
                     host_faults[name] = value
                 else:
                     faults = _apply_transport_fault(faults, name, value)
             exchange = {**self.exchange, **dict(extra.get("exchange", {}))}
-            specs.append(ServerSpec(number, self.server_name(number), first_port + number - 1,
-                                    faults, host_faults, exchange))
+            specs.append(
+                ServerSpec(
+                    number, self.server_name(number), first_port + number - 1, faults, host_faults, exchange
+                )
+            )
         return specs
 
 
-_TRANSPORT_FAULTS = ("latency", "hang", "refuse", "wrong-credentials", "tls", "expire", "quota",
-                     "http-error", "reset")
+_TRANSPORT_FAULTS = (
+    "latency",
+    "hang",
+    "refuse",
+    "wrong-credentials",
+    "tls",
+    "expire",
+    "quota",
+    "http-error",
+    "reset",
+)
 
 
 def _apply_transport_fault(faults: TransportFaults, name: str, value: str) -> TransportFaults:
     try:
         if name == "latency":
             return replace(faults, latency_s=float(value or 0) / 1000.0)
-        if name in ("hang", "refuse", "reset"):
-            return replace(faults, **{name: True})
+        if name == "hang":
+            return replace(faults, hang=True)
+        if name == "refuse":
+            return replace(faults, refuse=True)
+        if name == "reset":
+            return replace(faults, reset=True)
         if name == "wrong-credentials":
             return replace(faults, wrong_credentials=True)
         if name == "tls":
@@ -169,7 +191,9 @@ def _apply_transport_fault(faults: TransportFaults, name: str, value: str) -> Tr
         if isinstance(exc, SpecError):
             raise
         raise SpecError(f"fault {name}: bad value {value!r}") from exc
-    raise SpecError(f"unknown fault {name!r} (known: {', '.join(_TRANSPORT_FAULTS + tuple(HOST_FAULT_NAMES))})")
+    raise SpecError(
+        f"unknown fault {name!r} (known: {', '.join(_TRANSPORT_FAULTS + tuple(HOST_FAULT_NAMES))})"
+    )
 
 
 def parse_faults(text: str, servers: int, seed: int) -> dict[int, list[tuple[str, str]]]:
@@ -216,8 +240,20 @@ def _parse_targets(text: str, servers: int, rng: random.Random, item: str) -> li
     return sorted(numbers)
 
 
-_TOML_KEYS = {"servers", "first_port", "scheme", "auth", "username", "domain", "allow_unencrypted",
-              "seed", "latency_ms", "faults", "server", "exchange"}
+_TOML_KEYS = {
+    "servers",
+    "first_port",
+    "scheme",
+    "auth",
+    "username",
+    "domain",
+    "allow_unencrypted",
+    "seed",
+    "latency_ms",
+    "faults",
+    "server",
+    "exchange",
+}
 
 
 def load_lab_toml(path: Path, base: LabSpec | None = None) -> LabSpec:

@@ -56,16 +56,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, metavar="S", help="seed for P%% fault targets and the emulation")
     parser.add_argument("--port", type=int, metavar="P", help=f"first port (default {DEFAULT_FIRST_PORT})")
     parser.add_argument("--scheme", choices=("http", "https"), help="default http")
-    parser.add_argument("--auth", choices=("basic", "ntlm"), help="default basic (ntlm: message encryption on http)")
+    parser.add_argument(
+        "--auth", choices=("basic", "ntlm"), help="default basic (ntlm: message encryption on http)"
+    )
     parser.add_argument("--latency-ms", type=float, metavar="L", help="latency added to every request")
-    parser.add_argument("--faults", metavar="SPEC", help="transport faults, see below (added to the lab file's)")
+    parser.add_argument(
+        "--faults", metavar="SPEC", help="transport faults, see below (added to the lab file's)"
+    )
     parser.add_argument("--lab-file", type=Path, metavar="PATH", help="a lab TOML file (options override it)")
-    parser.add_argument("--user", metavar="NAME", help=f"the account the lab accepts (default {DEFAULT_USER})")
-    parser.add_argument("--password", metavar="PW", help=f"its password (default: ${PASSWORD_ENV} or built-in)")
-    parser.add_argument("--refuse-unencrypted", action="store_true",
-                        help="refuse Basic over http, as WinRM with AllowUnencrypted=false does")
-    parser.add_argument("--write-config", type=Path, metavar="PATH",
-                        help=f"write an emconsole config for this fleet (password_from env:{PASSWORD_ENV})")
+    parser.add_argument(
+        "--user", metavar="NAME", help=f"the account the lab accepts (default {DEFAULT_USER})"
+    )
+    parser.add_argument(
+        "--password", metavar="PW", help=f"its password (default: ${PASSWORD_ENV} or built-in)"
+    )
+    parser.add_argument(
+        "--refuse-unencrypted",
+        action="store_true",
+        help="refuse Basic over http, as WinRM with AllowUnencrypted=false does",
+    )
+    parser.add_argument(
+        "--write-config",
+        type=Path,
+        metavar="PATH",
+        help=f"write an emconsole config for this fleet (password_from env:{PASSWORD_ENV})",
+    )
 
 
 def _spec_from_args(args: argparse.Namespace) -> LabSpec:
@@ -73,9 +88,15 @@ def _spec_from_args(args: argparse.Namespace) -> LabSpec:
 
     spec = load_lab_toml(args.lab_file) if args.lab_file else LabSpec()
     updates: dict[str, object] = {}
-    for option, field_name in (("servers", "servers"), ("seed", "seed"), ("port", "first_port"),
-                               ("scheme", "scheme"), ("auth", "auth"), ("latency_ms", "latency_ms"),
-                               ("user", "username")):
+    for option, field_name in (
+        ("servers", "servers"),
+        ("seed", "seed"),
+        ("port", "first_port"),
+        ("scheme", "scheme"),
+        ("auth", "auth"),
+        ("latency_ms", "latency_ms"),
+        ("user", "username"),
+    ):
         value = getattr(args, option)
         if value is not None:
             updates[field_name] = value
@@ -86,7 +107,7 @@ def _spec_from_args(args: argparse.Namespace) -> LabSpec:
     password = args.password or os.environ.get(PASSWORD_ENV)
     if password:
         updates["password"] = password
-    spec = replace(spec, **updates)  # type: ignore[arg-type]
+    spec = replace(spec, **updates)
     spec.validate()
     return spec
 
@@ -95,13 +116,22 @@ def config_text(fleet: LabFleet) -> str:
     """An emconsole config TOML for a started fleet; the password is referenced, never written."""
     spec = fleet.spec
     user = f"{spec.domain}\\{spec.username}" if spec.auth == "ntlm" else spec.username
-    lines = ["# emconsole configuration for the fleet served by `emconsole lab` (written by --write-config).",
-             f"# The password is read from the environment: export {PASSWORD_ENV}=...", ""]
+    lines = [
+        "# emconsole configuration for the fleet served by `emconsole lab` (written by --write-config).",
+        f"# The password is read from the environment: export {PASSWORD_ENV}=...",
+        "",
+    ]
     for server in fleet.servers:
-        lines += ["[[servers]]", f"name = {json.dumps(server.name)}", 'host = "127.0.0.1"',
-                  f"port = {server.port}", f"scheme = {json.dumps(spec.scheme)}",
-                  f"transport = {json.dumps(spec.auth)}", f"username = {json.dumps(user)}",
-                  f'password_from = "env:{PASSWORD_ENV}"']
+        lines += [
+            "[[servers]]",
+            f"name = {json.dumps(server.name)}",
+            'host = "127.0.0.1"',
+            f"port = {server.port}",
+            f"scheme = {json.dumps(spec.scheme)}",
+            f"transport = {json.dumps(spec.auth)}",
+            f"username = {json.dumps(user)}",
+            f'password_from = "env:{PASSWORD_ENV}"',
+        ]
         if fleet.ca_path is not None:
             lines.append(f"ca_bundle = {json.dumps(str(fleet.ca_path))}")
         lines.append("")
@@ -131,9 +161,12 @@ def run(args: argparse.Namespace) -> int:
             args.write_config.write_text(config_text(fleet), encoding="utf-8")
             config = str(args.write_config)
         ca = f", ca {fleet.ca_path}" if fleet.ca_path else ""
-        print(f"lab ready: {spec.servers} servers ({fleet.servers[0].name}..{fleet.servers[-1].name}), "
-              f"first port {fleet.first_port}, scheme {spec.scheme}, auth {spec.auth}, user {spec.username}"
-              f"{ca}, config {config}", flush=True)
+        print(
+            f"lab ready: {spec.servers} servers ({fleet.servers[0].name}..{fleet.servers[-1].name}), "
+            f"first port {fleet.first_port}, scheme {spec.scheme}, auth {spec.auth}, user {spec.username}"
+            f"{ca}, config {config}",
+            flush=True,
+        )
         while not stop.wait(0.5):
             pass
     except KeyboardInterrupt:

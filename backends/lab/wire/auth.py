@@ -46,8 +46,9 @@ class Verdict:
 class Authenticator:
     """Accepts exactly one account, with one scheme (``basic`` or ``ntlm``), like a lab server's WinRM."""
 
-    def __init__(self, scheme: str, username: str, password: str, domain: str, https: bool,
-                 allow_unencrypted: bool) -> None:
+    def __init__(
+        self, scheme: str, username: str, password: str, domain: str, https: bool, allow_unencrypted: bool
+    ) -> None:
         self.scheme = scheme
         self.username = username
         self.password = password
@@ -121,7 +122,7 @@ def decrypt_body(conn: ConnectionAuth, body: bytes) -> bytes:
     if len(payload) < 4:
         raise DecryptError("truncated encrypted part")
     sig_len = struct.unpack("<i", payload[:4])[0]
-    signature, sealed = payload[4: 4 + sig_len], payload[4 + sig_len:]
+    signature, sealed = payload[4 : 4 + sig_len], payload[4 + sig_len :]
     try:
         message = conn.ntlm.unwrap(signature + sealed).data
     except spnego.exceptions.SpnegoError as exc:
@@ -136,10 +137,19 @@ def encrypt_body(conn: ConnectionAuth, message: bytes) -> bytes:
     assert conn.ntlm is not None
     wrapped = conn.ntlm.wrap(message, encrypt=True).data
     signature, sealed = wrapped[:16], wrapped[16:]
-    return (BOUNDARY + b"\r\n\tContent-Type: application/HTTP-SPNEGO-session-encrypted\r\n"
-            b"\tOriginalContent: type=application/soap+xml;charset=UTF-8;Length=" + str(len(message)).encode()
-            + b"\r\n" + BOUNDARY + b"\r\n\tContent-Type: application/octet-stream\r\n"
-            + struct.pack("<i", len(signature)) + signature + sealed + BOUNDARY + b"--\r\n")
+    return (
+        BOUNDARY + b"\r\n\tContent-Type: application/HTTP-SPNEGO-session-encrypted\r\n"
+        b"\tOriginalContent: type=application/soap+xml;charset=UTF-8;Length="
+        + str(len(message)).encode()
+        + b"\r\n"
+        + BOUNDARY
+        + b"\r\n\tContent-Type: application/octet-stream\r\n"
+        + struct.pack("<i", len(signature))
+        + signature
+        + sealed
+        + BOUNDARY
+        + b"--\r\n"
+    )
 
 
 class NtlmUserFile:

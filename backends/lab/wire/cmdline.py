@@ -19,12 +19,29 @@ CREATE_PROCESS_LIMIT = 32767
 EXIT_BAD_PARAMETER = 64  # powershell.exe's exit code for a bad command-line parameter
 
 _TOKEN = re.compile(r'"[^"]*"?|\S+')
-_VALUE_SWITCHES = ("executionpolicy", "inputformat", "outputformat", "windowstyle", "version",
-                   "configurationname", "psconsolefile")
+_VALUE_SWITCHES = (
+    "executionpolicy",
+    "inputformat",
+    "outputformat",
+    "windowstyle",
+    "version",
+    "configurationname",
+    "psconsolefile",
+)
 _FLAG_SWITCHES = ("noprofile", "noninteractive", "nologo", "noexit", "sta", "mta")
-_ALIASES = {"ec": "encodedcommand", "ep": "executionpolicy", "ex": "executionpolicy", "nop": "noprofile",
-            "noni": "noninteractive", "c": "command", "f": "file", "w": "windowstyle", "if": "inputformat",
-            "of": "outputformat", "v": "version"}
+_ALIASES = {
+    "ec": "encodedcommand",
+    "ep": "executionpolicy",
+    "ex": "executionpolicy",
+    "nop": "noprofile",
+    "noni": "noninteractive",
+    "c": "command",
+    "f": "file",
+    "w": "windowstyle",
+    "if": "inputformat",
+    "of": "outputformat",
+    "v": "version",
+}
 _ALL = ("encodedcommand", "command", "file", *_VALUE_SWITCHES, *_FLAG_SWITCHES)
 
 
@@ -83,20 +100,28 @@ def decode(command_line: str) -> Decoded:
             continue
         if name == "encodedcommand":
             if index + 1 >= len(tokens):
-                return Decoded(command_line, None, error="Cannot process the command because of a missing "
-                               "parameter. A command must follow -EncodedCommand.")
+                return Decoded(
+                    command_line,
+                    None,
+                    error="Cannot process the command because of a missing "
+                    "parameter. A command must follow -EncodedCommand.",
+                )
             try:
                 raw = base64.b64decode(tokens[index + 1].group(), validate=True)
                 return Decoded(command_line, raw.decode("utf-16-le"))
             except (binascii.Error, UnicodeDecodeError, ValueError):
-                return Decoded(command_line, None, error="Cannot process the command because the value "
-                               "specified with -EncodedCommand is not properly encoded. The value must be "
-                               "Base64 encoded.")
+                return Decoded(
+                    command_line,
+                    None,
+                    error="Cannot process the command because the value "
+                    "specified with -EncodedCommand is not properly encoded. The value must be "
+                    "Base64 encoded.",
+                )
         if name == "command":
-            rest = command_line[tokens[index].end():].strip()
+            rest = command_line[tokens[index].end() :].strip()
             if rest == "-":
                 return Decoded(command_line, "", script_from_stdin=True)
             return Decoded(command_line, rest)
         # The first argument that is not a switch starts the command text.
-        return Decoded(command_line, command_line[tokens[index].start():].strip())
+        return Decoded(command_line, command_line[tokens[index].start() :].strip())
     return Decoded(command_line, "", script_from_stdin=True)

@@ -73,11 +73,14 @@ def format_counters(snap: dict[str, Any]) -> str:
     actions = ", ".join(f"{k} {v}" for k, v in sorted(snap["by_action"].items())) or "none"
     per_req = snap["loop_cpu_s"] / snap["requests"] * 1000 if snap["requests"] else 0.0
     faults = ", ".join(f"{k} {v}" for k, v in sorted(snap["faults"].items())) or "none"
-    return "\n".join([
-        f"lab counters: {snap['requests']} requests ({actions})",
-        f"  shells open {snap['open_shells']}, commands running {snap['running_commands']}, "
-        f"connections {snap['connections_total']} ({snap['connections_open']} open), "
-        f"auth failures {snap['auth_failures']}, faults injected: {faults}",
-        f"  bytes in {snap['bytes_in']}, out {snap['bytes_out']}; threads {snap['threads']}; "
-        f"CPU wire {snap['loop_cpu_s']:.2f} s ({per_req:.2f} ms/request), process {snap['process_cpu_s']:.2f} s",
-    ])
+    return "\n".join(
+        [
+            f"lab counters: {snap['requests']} requests ({actions})",
+            f"  shells open {snap['open_shells']}, commands running {snap['running_commands']}, "
+            f"connections {snap['connections_total']} ({snap['connections_open']} open), "
+            f"auth failures {snap['auth_failures']}, faults injected: {faults}",
+            f"  bytes in {snap['bytes_in']}, out {snap['bytes_out']}; threads {snap['threads']}; "
+            f"CPU wire {snap['loop_cpu_s']:.2f} s ({per_req:.2f} ms/request), "
+            f"process {snap['process_cpu_s']:.2f} s",
+        ]
+    )

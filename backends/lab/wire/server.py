@@ -40,11 +40,23 @@ from emconsole.backends.lab.wire.shells import Command, Shell, ShellTable
 
 MAX_BODY = 512 * 1024
 SOAP_CONTENT_TYPE = "application/soap+xml;charset=UTF-8"
-_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
-            413: "Request Entity Too Large", 500: "Internal Server Error", 502: "Bad Gateway",
-            503: "Service Unavailable", 504: "Gateway Timeout"}
-_TERMINATE_SIGNALS = (soap.SHELL_NS + "/signal/terminate", soap.SHELL_NS + "/signal/ctrl_c",
-                      soap.SHELL_NS + "/signal/ctrl_break")
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    413: "Request Entity Too Large",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+_TERMINATE_SIGNALS = (
+    soap.SHELL_NS + "/signal/terminate",
+    soap.SHELL_NS + "/signal/ctrl_c",
+    soap.SHELL_NS + "/signal/ctrl_break",
+)
 
 
 @dataclass
@@ -62,7 +74,8 @@ def _html_error(status: int) -> bytes:
         '<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.01//EN""http://www.w3.org/TR/html4/strict.dtd">\r\n'
         f"<HTML><HEAD><TITLE>{reason}</TITLE>\r\n"
         '<META HTTP-EQUIV="Content-Type" Content="text/html; charset=us-ascii"></HEAD>\r\n'
-        f"<BODY><h2>{reason}</h2>\r\n<hr><p>HTTP Error {status}. The service is unavailable.</p>\r\n</BODY></HTML>\r\n"
+        f"<BODY><h2>{reason}</h2>\r\n<hr><p>HTTP Error {status}. The service is unavailable.</p>\r\n"
+        "</BODY></HTML>\r\n"
     ).encode("ascii")
 
 
@@ -92,8 +105,13 @@ async def _read_request(reader: asyncio.StreamReader) -> HttpRequest | None:
     return HttpRequest(parts[0], parts[1], headers, body)
 
 
-def _response_head(status: int, length: int, content_type: str | None, extra: tuple[tuple[str, str], ...] = (),
-                   close: bool = False) -> bytes:
+def _response_head(
+    status: int,
+    length: int,
+    content_type: str | None,
+    extra: tuple[tuple[str, str], ...] = (),
+    close: bool = False,
+) -> bytes:
     lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}", "Server: Microsoft-HTTPAPI/2.0"]
     if content_type:
         lines.append(f"Content-Type: {content_type}")
@@ -107,15 +125,27 @@ def _response_head(status: int, length: int, content_type: str | None, extra: tu
 class WireServer:
     """The WS-Management service of one lab server."""
 
-    def __init__(self, spec: ServerSpec, host: PowerShellHost, authenticator: Authenticator,
-                 counters: Counters, https: bool) -> None:
+    def __init__(
+        self,
+        spec: ServerSpec,
+        host: PowerShellHost,
+        authenticator: Authenticator,
+        counters: Counters,
+        https: bool,
+    ) -> None:
         self.spec = spec
         self.faults = spec.faults
         self.authenticator = authenticator
         self.counters = counters
         self.https = https
-        self.shells = ShellTable(spec.name, authenticator.scheme, host, counters,
-                                 spec.faults.shell_idle_timeout_s, spec.faults.max_shells)
+        self.shells = ShellTable(
+            spec.name,
+            authenticator.scheme,
+            host,
+            counters,
+            spec.faults.shell_idle_timeout_s,
+            spec.faults.max_shells,
+        )
         self.tasks: set[asyncio.Task[None]] = set()
         self.writers: set[asyncio.StreamWriter] = set()
         self.address = f"{'https' if https else 'http'}://127.0.0.1:{spec.port}/wsman"
@@ -147,8 +177,9 @@ class WireServer:
             if task is not None:
                 self.tasks.discard(task)
 
-    async def _serve_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                         conn: ConnectionAuth) -> bool:
+    async def _serve_one(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, conn: ConnectionAuth
+    ) -> bool:
         """Answer one request; False when the connection is to end."""
         request = await _read_request(reader)
         if request is None:
@@ -165,15 +196,21 @@ class WireServer:
             return False
         if self.faults.http_error:
             self.counters.faults["http-error"] += 1
-            self._write(writer, self.faults.http_error, _html_error(self.faults.http_error),
-                        "text/html; charset=us-ascii", close=close)
+            self._write(
+                writer,
+                self.faults.http_error,
+                _html_error(self.faults.http_error),
+                "text/html; charset=us-ascii",
+                close=close,
+            )
             return not close
         if request.method != "POST" or request.path.lower().rstrip("/") != "/wsman":
             status = 405 if request.path.lower().rstrip("/") == "/wsman" else 404
             self._write(writer, status, _html_error(status), "text/html; charset=us-ascii", close=close)
             return not close
-        verdict = self.authenticator.check(request.headers.get("authorization", ""), conn,
-                                           refuse=self.faults.wrong_credentials)
+        verdict = self.authenticator.check(
+            request.headers.get("authorization", ""), conn, refuse=self.faults.wrong_credentials
+        )
         if verdict.user is None:
             self.counters.auth_failures += 1
             self.counters.by_status[401] += 1
@@ -194,7 +231,11 @@ class WireServer:
             self.counters.encrypted_bodies += 1
         elif body:
             self.counters.plaintext_soap_bodies += 1
-            if self.authenticator.scheme == "ntlm" and not self.https and not self.authenticator.allow_unencrypted:
+            if (
+                self.authenticator.scheme == "ntlm"
+                and not self.https
+                and not self.authenticator.allow_unencrypted
+            ):
                 self._write(writer, 401, b"", None, (("WWW-Authenticate", "Negotiate"),), close=close)
                 return not close
         if not body:  # the empty POST that primes NTLM message encryption
@@ -208,16 +249,24 @@ class WireServer:
             self.counters.faults["reset"] += 1
             writer.write(_response_head(status, len(payload), content) + payload[: len(payload) // 2])
             with contextlib.suppress(OSError, AttributeError):
-                writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                                           struct.pack("ii", 1, 0))
+                writer.get_extra_info("socket").setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                )
             await asyncio.sleep(0)
             writer.transport.abort()
             return False
         self._write(writer, status, payload, content, close=close)
         return not close
 
-    def _write(self, writer: asyncio.StreamWriter, status: int, body: bytes, content_type: str | None,
-               extra: tuple[tuple[str, str], ...] = (), close: bool = False) -> None:
+    def _write(
+        self,
+        writer: asyncio.StreamWriter,
+        status: int,
+        body: bytes,
+        content_type: str | None,
+        extra: tuple[tuple[str, str], ...] = (),
+        close: bool = False,
+    ) -> None:
         if status != 401:
             self.counters.by_status[status] += 1
         data = _response_head(status, len(body), content_type, extra, close) + body
@@ -238,8 +287,13 @@ class WireServer:
         self.counters.by_action[req.action.rsplit("/", 1)[-1]] += 1
         if req.action == soap.ACTION_CREATE:
             return self._create(req, user, writer)
-        if req.action not in (soap.ACTION_COMMAND, soap.ACTION_SEND, soap.ACTION_RECEIVE, soap.ACTION_SIGNAL,
-                              soap.ACTION_DELETE):
+        if req.action not in (
+            soap.ACTION_COMMAND,
+            soap.ACTION_SEND,
+            soap.ACTION_RECEIVE,
+            soap.ACTION_SIGNAL,
+            soap.ACTION_DELETE,
+        ):
             return self._fault(req, wsman_faults.action_not_supported(req.action))
         shell = self.shells.get(req.shell_id)
         if shell is None:
@@ -249,8 +303,11 @@ class WireServer:
             return 200, soap.delete_response(req)
         if req.action == soap.ACTION_COMMAND:
             return self._command(req, shell)
-        node_tag = {soap.ACTION_SEND: "rsp:Stream", soap.ACTION_RECEIVE: "rsp:DesiredStream",
-                    soap.ACTION_SIGNAL: "rsp:Signal"}[req.action]
+        node_tag = {
+            soap.ACTION_SEND: "rsp:Stream",
+            soap.ACTION_RECEIVE: "rsp:DesiredStream",
+            soap.ACTION_SIGNAL: "rsp:Signal",
+        }[req.action]
         node = req.body_child(node_tag)
         command_id = (node.get("CommandId") if node is not None else None) or ""
         command = shell.commands.get(command_id)
@@ -276,20 +333,29 @@ class WireServer:
         except ValueError:
             codepage = 437
         env = {}
-        for var in (req.body.iterfind(f".//{{{soap.SHELL_NS}}}Variable") if req.body is not None else []):
+        for var in req.body.iterfind(f".//{{{soap.SHELL_NS}}}Variable") if req.body is not None else []:
             env[var.get("Name", "")] = var.text or ""
         shell = self.shells.create(user, codepage, env)
         if shell is None:
             return self._fault(req, wsman_faults.shell_quota(self.shells.max_shells))
         peer = writer.get_extra_info("peername")
-        return 200, soap.create_response(req, shell.id, self.address, user, peer[0] if peer else "127.0.0.1",
-                                         min(self.shells.idle_timeout_s, 7200.0))
+        return 200, soap.create_response(
+            req,
+            shell.id,
+            self.address,
+            user,
+            peer[0] if peer else "127.0.0.1",
+            min(self.shells.idle_timeout_s, 7200.0),
+        )
 
     def _command(self, req: soap.Request, shell: Shell) -> tuple[int, bytes]:
         cmd_node = req.body_child("rsp:Command")
         command = (cmd_node.text or "").strip() if cmd_node is not None else ""
-        arguments = [(a.text or "") for a in req.body.iterfind(f".//{{{soap.SHELL_NS}}}Arguments")] \
-            if req.body is not None else []
+        arguments = (
+            [(a.text or "") for a in req.body.iterfind(f".//{{{soap.SHELL_NS}}}Arguments")]
+            if req.body is not None
+            else []
+        )
         line = full_command_line(command, arguments)
         skip_cmd = req.options.get("WINRS_SKIP_CMD_SHELL", "FALSE").upper() == "TRUE"
         immediate = None

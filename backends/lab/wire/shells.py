@@ -58,8 +58,16 @@ class Shell:
 class ShellTable:
     """The shells of one server. Every method runs on the wire's event-loop thread."""
 
-    def __init__(self, server_name: str, auth: str, host: PowerShellHost, counters: Counters,
-                 idle_timeout_s: float, max_shells: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        server_name: str,
+        auth: str,
+        host: PowerShellHost,
+        counters: Counters,
+        idle_timeout_s: float,
+        max_shells: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.server_name = server_name
         self.auth = auth
         self.host = host
@@ -105,7 +113,9 @@ class ShellTable:
         """Register a command; ``immediate`` is a result known without the host (cmd.exe refusals)."""
         command = Command(new_guid(), decoded, self.clock(), result=immediate)
         if immediate is None and decoded.error is not None:
-            command.result = HostResult(b"", encode_console(decoded.error + "\n", shell.codepage), EXIT_BAD_PARAMETER)
+            command.result = HostResult(
+                b"", encode_console(decoded.error + "\n", shell.codepage), EXIT_BAD_PARAMETER
+            )
         shell.commands[command.id] = command
         self.counters.running_commands += 1
         return command
@@ -130,7 +140,9 @@ class ShellTable:
         if command.decoded.script_from_stdin:
             script = decode_console(bytes(command.stdin), shell.codepage)
         request = CommandRequest(command.decoded.command_line, script, bytes(command.stdin))
-        context = ShellContext(self.server_name, shell.id, shell.codepage, shell.owner, self.auth, dict(shell.env))
+        context = ShellContext(
+            self.server_name, shell.id, shell.codepage, shell.owner, self.auth, dict(shell.env)
+        )
         try:
             command.result = self.host.run(request, context)
         except Exception as exc:  # a host bug must not take the server down: report it like PowerShell would
@@ -146,7 +158,7 @@ class ShellTable:
             data = result.stdout if name == "stdout" else result.stderr
             sent = command.sent_out if name == "stdout" else command.sent_err
             while sent < len(data) and budget > 0:
-                piece = data[sent: sent + min(STREAM_CHUNK, budget)]
+                piece = data[sent : sent + min(STREAM_CHUNK, budget)]
                 sent += len(piece)
                 budget -= len(piece)
                 streams.append((name, base64.b64encode(piece).decode("ascii"), False))

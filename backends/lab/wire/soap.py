@@ -91,7 +91,9 @@ def parse_request(data: bytes) -> Request:
     for selector in header.iterfind("w:SelectorSet/w:Selector", NS):
         if selector.get("Name") == "ShellId":
             shell_id = (selector.text or "").strip()
-    options = {opt.get("Name", ""): (opt.text or "").strip() for opt in header.iterfind("w:OptionSet/w:Option", NS)}
+    options = {
+        opt.get("Name", ""): (opt.text or "").strip() for opt in header.iterfind("w:OptionSet/w:Option", NS)
+    }
     return Request(
         action=action,
         message_id=text("a:MessageID"),
@@ -111,28 +113,33 @@ def new_guid() -> str:
 
 def _envelope(action: str, relates_to: str, body: str) -> bytes:
     return (
-        '<s:Envelope xml:lang="en-US" xmlns:s="{s}" xmlns:a="{a}" xmlns:x="{x}" xmlns:w="{w}" '
-        'xmlns:rsp="{rsp}" xmlns:p="{p}"><s:Header><a:Action>{action}</a:Action>'
-        "<a:MessageID>uuid:{mid}</a:MessageID>"
-        "<a:To>http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</a:To>"
-        "<a:RelatesTo>{rel}</a:RelatesTo></s:Header><s:Body>{body}</s:Body></s:Envelope>"
-    ).format(action=action, mid=new_guid(), rel=escape(relates_to), body=body, **NS).encode("utf-8")
+        (
+            '<s:Envelope xml:lang="en-US" xmlns:s="{s}" xmlns:a="{a}" xmlns:x="{x}" xmlns:w="{w}" '
+            'xmlns:rsp="{rsp}" xmlns:p="{p}"><s:Header><a:Action>{action}</a:Action>'
+            "<a:MessageID>uuid:{mid}</a:MessageID>"
+            "<a:To>http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</a:To>"
+            "<a:RelatesTo>{rel}</a:RelatesTo></s:Header><s:Body>{body}</s:Body></s:Envelope>"
+        )
+        .format(action=action, mid=new_guid(), rel=escape(relates_to), body=body, **NS)
+        .encode("utf-8")
+    )
 
 
-def create_response(req: Request, shell_id: str, address: str, owner: str, client_ip: str,
-                    idle_timeout_s: float) -> bytes:
+def create_response(
+    req: Request, shell_id: str, address: str, owner: str, client_ip: str, idle_timeout_s: float
+) -> bytes:
     """CreateResponse: ResourceCreated with the ShellId selector (what pywinrm reads) and the shell."""
     body = (
-        "<x:ResourceCreated><a:Address>{addr}</a:Address><a:ReferenceParameters>"
-        "<w:ResourceURI>{uri}</w:ResourceURI><w:SelectorSet><w:Selector Name=\"ShellId\">{sid}</w:Selector>"
+        f"<x:ResourceCreated><a:Address>{escape(address)}</a:Address><a:ReferenceParameters>"
+        f"<w:ResourceURI>{RESOURCE_CMD}</w:ResourceURI><w:SelectorSet>"
+        f'<w:Selector Name="ShellId">{shell_id}</w:Selector>'
         "</w:SelectorSet></a:ReferenceParameters></x:ResourceCreated>"
-        "<rsp:Shell><rsp:ShellId>{sid}</rsp:ShellId><rsp:ResourceUri>{uri}</rsp:ResourceUri>"
-        "<rsp:Owner>{owner}</rsp:Owner><rsp:ClientIP>{ip}</rsp:ClientIP>"
-        "<rsp:IdleTimeOut>PT{idle:.3f}S</rsp:IdleTimeOut><rsp:InputStreams>stdin</rsp:InputStreams>"
+        f"<rsp:Shell><rsp:ShellId>{shell_id}</rsp:ShellId><rsp:ResourceUri>{RESOURCE_CMD}</rsp:ResourceUri>"
+        f"<rsp:Owner>{escape(owner)}</rsp:Owner><rsp:ClientIP>{escape(client_ip)}</rsp:ClientIP>"
+        f"<rsp:IdleTimeOut>PT{idle_timeout_s:.3f}S</rsp:IdleTimeOut><rsp:InputStreams>stdin</rsp:InputStreams>"
         "<rsp:OutputStreams>stdout stderr</rsp:OutputStreams><rsp:ShellRunTime>P0DT0H0M0S</rsp:ShellRunTime>"
         "<rsp:ShellInactivity>P0DT0H0M0S</rsp:ShellInactivity></rsp:Shell>"
-    ).format(addr=escape(address), uri=RESOURCE_CMD, sid=shell_id, owner=escape(owner), ip=escape(client_ip),
-             idle=idle_timeout_s)
+    )
     return _envelope(ACTION_CREATE + "Response", req.message_id, body)
 
 
@@ -153,8 +160,9 @@ def delete_response(req: Request) -> bytes:
     return _envelope(ACTION_DELETE + "Response", req.message_id, "")
 
 
-def receive_response(req: Request, command_id: str, streams: list[tuple[str, str, bool]],
-                     exit_code: int | None) -> bytes:
+def receive_response(
+    req: Request, command_id: str, streams: list[tuple[str, str, bool]], exit_code: int | None
+) -> bytes:
     """ReceiveResponse. ``streams``: (name, base64 text, end); ``exit_code`` None = still running."""
     parts = ["<rsp:ReceiveResponse>"]
     for name, data, end in streams:
@@ -163,8 +171,10 @@ def receive_response(req: Request, command_id: str, streams: list[tuple[str, str
     if exit_code is None:
         parts.append(f'<rsp:CommandState CommandId="{command_id}" State="{STATE_RUNNING}"/>')
     else:
-        parts.append(f'<rsp:CommandState CommandId="{command_id}" State="{STATE_DONE}">'
-                     f"<rsp:ExitCode>{exit_code}</rsp:ExitCode></rsp:CommandState>")
+        parts.append(
+            f'<rsp:CommandState CommandId="{command_id}" State="{STATE_DONE}">'
+            f"<rsp:ExitCode>{exit_code}</rsp:ExitCode></rsp:CommandState>"
+        )
     parts.append("</rsp:ReceiveResponse>")
     return _envelope(ACTION_RECEIVE + "Response", req.message_id, "".join(parts))
 
@@ -187,6 +197,13 @@ def fault_response(relates_to: str, fault: Fault, machine: str) -> bytes:
         '<s:Reason><s:Text xml:lang="en-US">{reason}</s:Text></s:Reason><s:Detail>'
         '<f:WSManFault xmlns:f="{f}" Code="{code}" Machine={machine}><f:Message>{message}</f:Message>'
         "</f:WSManFault></s:Detail></s:Fault>"
-    ).format(value="s:Sender" if fault.sender else "s:Receiver", sub=fault.subcode, reason=escape(fault.reason),
-             f=NS["f"], code=fault.code, machine=quoteattr(machine), message=escape(fault.message or fault.reason))
+    ).format(
+        value="s:Sender" if fault.sender else "s:Receiver",
+        sub=fault.subcode,
+        reason=escape(fault.reason),
+        f=NS["f"],
+        code=fault.code,
+        machine=quoteattr(machine),
+        message=escape(fault.message or fault.reason),
+    )
     return _envelope(ACTION_FAULT, relates_to, body)

@@ -4,7 +4,6 @@ command with PowerShell's "is not recognized" error (CLIXML on stderr, exit 1)."
 from __future__ import annotations
 
 import tree_sitter
-
 from emconsole.backends.lab.host import CommandRequest, HostResult, ShellContext
 from emconsole.backends.lab.pwsh.syntax import ParsedScript, parse
 from emconsole.backends.lab.wire import clixml
@@ -28,7 +27,8 @@ class StubHost:
         cp = context.codepage
         if request.script is None:
             program = request.command_line.split(" ", 1)[0]
-            text = f"'{program}' is not recognized as an internal or external command,\noperable program or batch file.\n"
+            text = (f"'{program}' is not recognized as an internal or external command,\n"
+                    "operable program or batch file.\n")
             return HostResult(b"", encode_console(text, cp), 1)
         parsed = parse(request.script)
         problem = parsed.first_error_message()
@@ -42,6 +42,6 @@ class StubHost:
         start, _ = parsed.char_span(node)
         line_start = parsed.original.rfind("\n", 0, start) + 1
         line_end = parsed.original.find("\n", start)
-        source = parsed.original[line_start: len(parsed.original) if line_end < 0 else line_end].rstrip("\r")
+        source = parsed.original[line_start : len(parsed.original) if line_end < 0 else line_end].rstrip("\r")
         err = clixml.command_not_found(name, line, start - line_start + 1, source)
         return HostResult(b"", encode_console(err, cp), 1)

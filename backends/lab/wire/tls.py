@@ -22,8 +22,12 @@ WRONG_NAME = "wrong-host.lab.invalid"
 
 
 def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "emconsole lab"),
-                      x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "emconsole lab"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
 
 
 def _san(names: tuple[str, ...]) -> x509.SubjectAlternativeName:
@@ -51,20 +55,39 @@ class LabCA:
         self._ca_key = ec.generate_private_key(ec.SECP256R1())
         self._server_key = ec.generate_private_key(ec.SECP256R1())
         self._ca_cert = (
-            x509.CertificateBuilder().subject_name(_name("emconsole lab CA")).issuer_name(_name("emconsole lab CA"))
-            .public_key(self._ca_key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=30))
+            x509.CertificateBuilder()
+            .subject_name(_name("emconsole lab CA"))
+            .issuer_name(_name("emconsole lab CA"))
+            .public_key(self._ca_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=30))
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                         content_commitment=False, key_encipherment=False, data_encipherment=False,
-                                         key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
             .sign(self._ca_key, hashes.SHA256())
         )
         self.ca_path = directory / "ca.pem"
         self.ca_path.write_bytes(self._ca_cert.public_bytes(serialization.Encoding.PEM))
         self._key_path = directory / "server-key.pem"
-        _write_private(self._key_path, self._server_key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        _write_private(
+            self._key_path,
+            self._server_key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            ),
+        )
         self._contexts: dict[str, ssl.SSLContext] = {}
 
     def _issue(self, kind: str) -> Path:
@@ -75,9 +98,13 @@ class LabCA:
         else:
             start, end = now - dt.timedelta(days=1), now + dt.timedelta(days=30)
         cert = (
-            x509.CertificateBuilder().subject_name(_name(names[0])).issuer_name(self._ca_cert.subject)
-            .public_key(self._server_key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(start).not_valid_after(end)
+            x509.CertificateBuilder()
+            .subject_name(_name(names[0]))
+            .issuer_name(self._ca_cert.subject)
+            .public_key(self._server_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(start)
+            .not_valid_after(end)
             .add_extension(_san(names), critical=False)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .sign(self._ca_key, hashes.SHA256())

@@ -11,26 +11,33 @@ MAX_SHELLS = 2150859173  # ERROR_WSMAN_QUOTA_MAX_SHELLS_PPQ (0x803381A5)
 FILENAME_TOO_LONG = 2147942606  # HRESULT_FROM_WIN32(ERROR_FILENAME_EXCED_RANGE): CreateProcess refused
 INVALID_PARAMETER = 2150858858  # ERROR_WSMAN_INVALID_PARAMETER (0x8033806A)
 
-_SELECTOR_REASON = ("The WS-Management service cannot process the request because the request contained "
-                    "invalid selectors for the resource. ")
+_SELECTOR_REASON = (
+    "The WS-Management service cannot process the request because the request contained "
+    "invalid selectors for the resource. "
+)
 
 
 def timed_out() -> Fault:
-    text = "The WS-Management service cannot complete the operation within the time specified in OperationTimeout.  "
+    text = ("The WS-Management service cannot complete the operation within the time specified in "
+            "OperationTimeout.  ")
     return Fault(TIMED_OUT, "w:TimedOut", text, sender=False)
 
 
 def unknown_shell(shell_id: str) -> Fault:
-    message = (f"The request for the Windows Remote Shell with ShellId {shell_id} failed because the shell was not "
-               "found on the server. Possible causes are: the specified ShellId is incorrect or the shell no longer "
-               "exists on the server. Provide the correct ShellId or create a new shell and retry the operation. ")
+    message = (
+        f"The request for the Windows Remote Shell with ShellId {shell_id} failed because the shell was not "
+        "found on the server. Possible causes are: the specified ShellId is incorrect or the shell no longer "
+        "exists on the server. Provide the correct ShellId or create a new shell and retry the operation. "
+    )
     return Fault(INVALID_SELECTORS, "w:InvalidSelectors", _SELECTOR_REASON, message)
 
 
 def unknown_command(command_id: str) -> Fault:
-    message = (f"The Windows Remote Shell received a request to perform an operation on a command identifier "
-               f"{command_id} that does not exist. Either the command has completed execution or the client "
-               "specified an invalid command identifier. ")
+    message = (
+        f"The Windows Remote Shell received a request to perform an operation on a command identifier "
+        f"{command_id} that does not exist. Either the command has completed execution or the client "
+        "specified an invalid command identifier. "
+    )
     return Fault(INVALID_SELECTORS, "w:InvalidSelectors", _SELECTOR_REASON, message)
 
 
@@ -41,14 +48,18 @@ def action_not_supported(action: str) -> Fault:
 
 
 def shell_quota(limit: int) -> Fault:
-    text = (f"The WS-Management service cannot process the request. This user is allowed a maximum number of "
-            f"{limit} concurrent shells, which has been exceeded. Close existing shells or raise the quota for "
-            "this user. ")
+    text = (
+        f"The WS-Management service cannot process the request. This user is allowed a maximum number of "
+        f"{limit} concurrent shells, which has been exceeded. Close existing shells or raise the quota for "
+        "this user. "
+    )
     return Fault(MAX_SHELLS, "w:QuotaLimit", text, sender=False)
 
 
 def command_line_too_long() -> Fault:
-    return Fault(FILENAME_TOO_LONG, "w:InternalError", "The filename or extension is too long. ", sender=False)
+    return Fault(
+        FILENAME_TOO_LONG, "w:InternalError", "The filename or extension is too long. ", sender=False
+    )
 
 
 def invalid_request(detail: str) -> Fault:
