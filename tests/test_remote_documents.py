@@ -229,3 +229,11 @@ def test_ocs_lines() -> None:
     assert result.status is OutcomeStatus.FAILED and "The remote certificate: bad" in result.detail
     silent = parse_document(envelope("test_ocs", {"lines": []}), "test_ocs")
     assert outcome(silent, "EX01", ActionKind.TEST_OCS).status is OutcomeStatus.NOT_VERIFIED
+
+
+def test_a_nested_schema_object_is_not_the_document() -> None:
+    inner = {"schema": 1, "backup_id": "20260131T235959Z-0123abcd"}
+    text = envelope("delete", {"backup": inner, "removed": []})
+    assert parse_document(text + "\n", "delete").operation == "delete"
+    with pytest.raises(OutputNotUnderstood):
+        parse_document(text[:-3], "delete")  # truncated: the complete inner object must not be taken

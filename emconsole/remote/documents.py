@@ -316,19 +316,33 @@ SCHEMAS: dict[str, tuple[int, type[Envelope]]] = {
 _START = re.compile(r'\{\s*"schema"\s*:')
 
 
+def _encloses(decoder: json.JSONDecoder, text: str, outer: int, inner: int) -> bool:
+    try:
+        _value, end = decoder.raw_decode(text, outer)
+    except json.JSONDecodeError:
+        return False
+    return end > inner
+
+
 def extract_document(stdout: str | bytes) -> dict[str, Any]:
     """The last complete ``{"schema": ...}`` object in the output (banners and trailing noise allowed)."""
     raw = stdout.decode("utf-8", errors="replace") if isinstance(stdout, bytes) else stdout
     text = raw.replace("\ufeff", "")
     decoder = json.JSONDecoder()
     starts = [m.start() for m in _START.finditer(text)]
-    for start in reversed(starts):
+    found: dict[str, Any] | None = None
+    end = -1
+    for start in starts:
+        if start < end:
+            continue  # inside a document already read (a backup carries its own "schema")
         try:
-            value, _end = decoder.raw_decode(text, start)
+            value, end = decoder.raw_decode(text, start)
         except json.JSONDecodeError:
             continue
         if isinstance(value, dict):
-            return value
+            found = value
+    if found is not None:
+        return found
     reason = "no JSON document in the output" if not starts else "the JSON document is incomplete"
     raise OutputNotUnderstood(reason, raw)
 

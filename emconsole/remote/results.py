@@ -23,6 +23,7 @@ from emconsole.models import (
     ServerState,
     ServiceState,
     parse_mitigation_kind,
+    base_id,
     parse_mitigation_status,
 )
 from emconsole.remote.documents import (
@@ -90,6 +91,11 @@ def _time(text: str) -> datetime | None:
         return None
 
 
+def same_mitigation(artifact_id: str, row_id: str) -> bool:
+    """Rule names carry a shorter sub-version than the applied ID (``EEMS M2.1 ...`` for ``M2.1.0``)."""
+    return base_id(artifact_id).casefold() == base_id(row_id).casefold()
+
+
 def artifact(rule: RewriteDoc) -> Artifact:
     kind = ArtifactKind.REWRITE_PRECONDITION if rule.kind == "precondition" else ArtifactKind.REWRITE_RULE
     direction = Direction.INBOUND if rule.direction == "inbound" else Direction.OUTBOUND
@@ -121,9 +127,7 @@ def server_state(doc: StatusDocument, identity: str) -> ServerState:
     em = next((s for s in res.services if s.name.casefold() == EM_SERVICE.casefold() and s.present), None)
     mitigations = []
     for row in res.mitigations:
-        mine = tuple(
-            a for a in artifacts if a.mitigation_id and a.mitigation_id.casefold() == row.id.casefold()
-        )
+        mine = tuple(a for a in artifacts if a.mitigation_id and same_mitigation(a.mitigation_id, row.id))
         mitigations.append(
             Mitigation(
                 id=row.id,
