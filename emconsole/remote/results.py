@@ -22,8 +22,8 @@ from emconsole.models import (
     ServerFailure,
     ServerState,
     ServiceState,
-    parse_mitigation_kind,
     base_id,
+    parse_mitigation_kind,
     parse_mitigation_status,
 )
 from emconsole.remote.documents import (
