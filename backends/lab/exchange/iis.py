@@ -148,6 +148,8 @@ class IIS:
             path = tail
         elif lowered.startswith(APPHOST.lower()):
             path = path[len(APPHOST) :].strip("/")
+            if not path:
+                return ""  # server level (applicationHost.config), as on a real server
         else:
             raise IISPathError(pspath)
         site, _, app = path.partition("/")
@@ -260,6 +262,11 @@ class IIS:
         targets = [t for t in targets if t in self._root(location, False).iter()]
         if at_element is not None:
             targets = [c for t in targets for c in t if _matches(c, at_element)]
+        parent_filter, _, last = xfilter.strip().rstrip("/").rpartition("/")
+        if not targets and at_element is None and last in ("match", "action", "conditions"):
+            # Schema-defined child elements of a rule always exist in IIS, even when not written out.
+            targets = [p.find(last) if p.find(last) is not None else ET.SubElement(p, last)
+                       for p in self.find(location, parent_filter, create=False)]
         if not targets:
             raise IISTargetError(xfilter)
         for target in targets:
