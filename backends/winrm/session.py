@@ -237,6 +237,8 @@ class ServerSession:
         try:
             self._arm(proto, deadline, receive=False)
             proto.close_shell(shell_id, close_session=False)
+        except WSManFaultError:
+            pass  # the server answered (the shell is already gone): the HTTP session is fine
         except Exception:
             proto.transport.close_session()
 
