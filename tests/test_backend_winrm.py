@@ -71,7 +71,8 @@ def test_expired_shell_is_reopened_on_the_same_session() -> None:
 
 def test_proxy_none_by_default_ignores_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
-    proto = make_protocol(ConnectionSettings(name="EX01", host="127.0.0.1", port=5985, username="u", password="p"))
+    settings = ConnectionSettings(name="EX01", host="127.0.0.1", port=5985, username="u", password="p")
+    proto = make_protocol(settings)
     session = proto.transport.build_session()
     assert not session.proxies.get("http")
 
@@ -82,5 +83,5 @@ def test_missing_extra_is_named() -> None:
     if transport.HAVE_CREDSSP:
         pytest.skip("the credssp extra is installed here")
     with pytest.raises(BackendFailure, match=r"emconsole\[credssp\]"):
-        make_protocol(ConnectionSettings(name="EX01", host="h", port=5986, scheme="https", transport="credssp",
-                                         username="u", password="p"))
+        make_protocol(ConnectionSettings(name="EX01", host="h", port=5986, scheme="https",
+                                         transport="credssp", username="u", password="p"))
