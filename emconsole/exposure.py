@@ -128,11 +128,16 @@ class Exposure(_Frozen):
 
 
 class ViewLike(Protocol):
-    """What exposure needs of the engine's ``ServerView``."""
+    """What exposure needs of the engine's ``ServerView`` (read-only)."""
 
-    name: str
-    state: ServerState | None
-    failure: ServerFailure | None
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def state(self) -> ServerState | None: ...
+
+    @property
+    def failure(self) -> ServerFailure | None: ...
 
 
 # --------------------------------------------------------------------------- artifacts

@@ -71,7 +71,7 @@ def server(version: str = E19_CU15_FEB26, **fields: Any) -> View:
     return View("EX01", ServerState(name="EX01", admin_display_version=version, read_time=NOW, **fields))
 
 
-PROTECTED_M2 = {"applied": ("M2.1.0",), "artifacts": (M2_RULE, M2_PRE)}
+PROTECTED_M2: dict[str, Any] = {"applied": ("M2.1.0",), "artifacts": (M2_RULE, M2_PRE)}
 
 
 @pytest.fixture(scope="module")
