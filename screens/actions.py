@@ -14,7 +14,7 @@ from emconsole.screens.app import CHANGE_ACTIONS
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
-from emconsole.models import ActionKind, ActionScope
+from emconsole.models import ActionKind, ActionScope, base_id
 
 if TYPE_CHECKING:
     from emconsole.screens.app import EmConsoleApp
@@ -74,15 +74,23 @@ class ServerActions(Screen[None]):
     def _with_ids(self, kind: ActionKind) -> None:
         app = cast("EmConsoleApp", self.app)
         servers = self.target_servers()
+
+        def start(ids: list[str]) -> None:
+            if kind is ActionKind.DELETE:
+                # A server lists "M2.1.0" but names its rules "EEMS M2.1 ..."; the delete scan
+                # matches rule names by ID prefix, so the base ID is what finds every artifact.
+                ids = list(dict.fromkeys(base_id(i) for i in ids))
+            app.start_action(kind, servers, ids)
+
         ids = self.target_mitigations()
         if ids:
-            app.start_action(kind, servers, ids)
+            start(ids)
             return
         from emconsole.screens.picker import MitigationPicker
 
         def picked(chosen: list[str] | None) -> None:
             if chosen:
-                app.start_action(kind, servers, chosen)
+                start(chosen)
 
         app.push_screen(MitigationPicker(kind, self.candidate_mitigations()), picked)
 

@@ -24,8 +24,7 @@ from textual.worker import Worker, WorkerState
 from emconsole.models import ActionKind, ActionOutcome, ActionRequest, ActionScope, OutcomeStatus
 
 if TYPE_CHECKING:
-    from emconsole.engine import ActionPlan, FleetEngine, ServerView
-
+    from emconsole.engine import ActionPlan, FleetEngine, OcsResult, ServerView
     from emconsole.knowledge import Knowledge
 
 #: Binding actions that change servers: greyed out (check_action -> None) in read-only mode.
@@ -103,10 +102,11 @@ class EmConsoleApp(App[int]):
         self.refresh_total = 0
         self.start_error: str | None = None
         self.last_run: ActionRun | None = None
-        self.ocs_tested: dict[str, bool] = {}
+        self.ocs_results: dict[str, OcsResult] = {}
         self.busy: dict[str, str] = {}
         self._refresh_timer: Any = None
         self._knowledge: Knowledge | None = None
+        self._unsubscribe: Callable[[], None] | None = None
 
     # ----- start --------------------------------------------------------------------------------
     def on_mount(self) -> None:
@@ -129,6 +129,9 @@ class EmConsoleApp(App[int]):
             return
         self.session = session
         self.engine = session.engine
+        # Every change of a view (loading, busy, new state) reaches the rows as it happens. The
+        # engine calls listeners on this event loop (its asyncio side), never from its threads.
+        self._unsubscribe = self.engine.subscribe(self.publish)
         if self._read_only_flag:
             self.engine.read_only = True
         if session.keymap:
@@ -148,6 +151,8 @@ class EmConsoleApp(App[int]):
             self._refresh_timer = self.set_interval(session.refresh_interval, self._refresh_tick)
 
     async def on_unmount(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
         if self.session is not None and self.session.close is not None:
             await self.session.close()
 
@@ -228,9 +233,9 @@ class EmConsoleApp(App[int]):
         self.refresh_done, self.refresh_total = 0, len(targets)
         self._publish_status()
         try:
-            async for view in engine.refresh(names):
+            async for _view in engine.refresh(names):  # each view reached the screens via subscribe
                 self.refresh_done += 1
-                self.publish(view)
+                self._publish_status()
         finally:
             self.refreshing = False
             self._publish_status()
@@ -310,22 +315,24 @@ class EmConsoleApp(App[int]):
         for name in servers:
             self.busy[name] = "OCS test"
             self.publish(self.engine.view(name))
-        failed: list[str] = []
+        verdicts: dict[bool | None, list[str]] = {True: [], False: [], None: []}
         try:
             async for result in self.engine.test_ocs(servers):
-                ok = bool(getattr(result, "ok", getattr(result, "success", False)))
-                server = str(getattr(result, "server", ""))
-                self.ocs_tested[server] = ok
-                self.busy.pop(server, None)
-                if not ok:
-                    failed.append(server)
-                self.publish(self.engine.view(server))
+                self.ocs_results[result.server] = result
+                self.busy.pop(result.server, None)
+                verdicts[result.ok].append(result.server if result.ok else
+                                           f"{result.server} ({clip_line(result.message)})")
+                self.publish(self.engine.view(result.server))
         finally:
             for name in servers:
                 if self.busy.pop(name, None) is not None:
                     self.publish(self.engine.view(name))
-        msg = "OCS reachable from all" if not failed else "OCS not reachable from " + ", ".join(failed)
-        self.notify(msg, severity="warning" if failed else "information", markup=False)
+        parts = [f"OCS reachable from {len(verdicts[True])} of {len(servers)}"]
+        if verdicts[False]:
+            parts.append("not reachable from " + ", ".join(verdicts[False]))
+        if verdicts[None]:
+            parts.append("no verdict from " + ", ".join(verdicts[None]))
+        self.notify("; ".join(parts), severity="warning" if len(parts) > 1 else "information", markup=False)
 
     def _execute(self, plan: ActionPlan, *, dry_run: bool) -> None:
         run = ActionRun(title=plan_title(plan), request=plan.request, dry_run=dry_run, started=self.clock())
@@ -459,3 +466,9 @@ def plan_title(plan: ActionPlan) -> str:
     count = len(req.servers)
     where = req.servers[0] if count == 1 else f"{count} servers"
     return f"{verb}{ids} on {where}"
+
+
+def clip_line(text: str, limit: int = 80) -> str:
+    """The first line of a message, short enough for a notification."""
+    line = next((part.strip() for part in text.splitlines() if part.strip()), "")
+    return line if len(line) <= limit else line[: limit - 1] + "…"

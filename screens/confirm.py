@@ -45,9 +45,16 @@ class Decision(str, Enum):
     CANCEL = "cancel"
 
 
+def affected(plan: ActionPlan) -> int:
+    """How many servers the change reaches: every server for an organisation change, else one per step."""
+    if plan.request.scope is ActionScope.ORG:
+        return len(plan.request.servers)
+    return len(plan.steps)
+
+
 def needs_count(plan: ActionPlan, threshold: int) -> int | None:
     """The number to type, or None when the change is small enough to confirm with a key."""
-    count = len(plan.request.servers)
+    count = affected(plan)
     return count if threshold > 0 and count >= threshold else None
 
 
@@ -92,17 +99,25 @@ class ConfirmScreen(ModalScreen[Decision]):
 
     def _summary(self) -> Text:
         req = self.plan.request
-        servers = list(req.servers)
+        servers = [step.server for step in self.plan.steps]
         shown = ", ".join(servers[:8]) + (f" … (+{len(servers) - 8})" if len(servers) > 8 else "")
         text = Text()
         if req.scope is ActionScope.ORG:
-            step = self.plan.steps[0].server if self.plan.steps else "?"
-            text.append(f"organisation-wide, run once on {step}; affects all {len(servers)} servers\n")
+            step = self.plan.steps[0]
+            text.append(f"organisation-wide, run once on {step.server}; "
+                        f"affects all {len(req.servers)} servers")
+            if step.fallbacks:
+                text.append(f" (if {step.server} cannot be reached: {', '.join(step.fallbacks[:3])}, …)")
+            text.append("\n")
         else:
             text.append(f"{len(servers)} server(s): {shown}\n")
         text.append(_WHAT.get(req.kind, ""))
         if req.kind is ActionKind.DELETE and req.also_block:
             text.append(" — and blocks them so they do not come back")
+        for name, why in self.plan.skipped[:5]:
+            text.append(f"\nleft out: {name}: {why}", style="yellow")
+        if len(self.plan.skipped) > 5:
+            text.append(f"\n… and {len(self.plan.skipped) - 5} more left out", style="yellow")
         return text
 
     def _scripts(self) -> Text:

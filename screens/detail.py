@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from emconsole.screens.actions import ACTION_BINDINGS, ServerActions
 from emconsole.screens.base import StatusLine, TableScreen, TopBar
-from emconsole.screens.format import DASH, build_name, drift, em_label, obsolete_ids, tls_off
+from emconsole.screens.format import DASH, build_name, build_of, drift, em_label, obsolete_ids, tls_off
 from emconsole.screens.grid import Column
 from rich.text import Text
 from textual.app import ComposeResult
@@ -60,8 +60,8 @@ class ServerDetailScreen(TableScreen, ServerActions):
             Column("id", "ID", max_width=12),
             Column("type", "Type", max_width=12),
             Column("status", "Status", max_width=16),
-            Column("found", "Found on server", max_width=70),
             Column("fix", "Fix", max_width=24),
+            Column("found", "Found on server", max_width=70),
             Column("desc", "Description", max_width=80),
         ]
 
@@ -95,14 +95,14 @@ class ServerDetailScreen(TableScreen, ServerActions):
             found = "; ".join(artifact_text(a) for a in mit.artifacts) or DASH
             entry = knowledge.catalogue.get(mit.id)
             fix = DASH
-            if entry is not None:
-                verdict = knowledge.fix_status(state.build, mit.id)
-                fix = f"{entry.cve or ''} {verdict.status.value.replace('_', ' ')}".strip()
+            if entry is not None and entry.cve:
+                verdict = knowledge.fix_status(build_of(state), mit.id)
+                fix = f"{entry.cve} {verdict.status.value.replace('_', ' ')}"
             status = mit.raw_status or mit.status.value.replace("_", " ")
             self.grid.set_row(mit.id, [
                 Text(mit.id), Text(mit.kind.value.replace("_", " ")),
                 Text(status, style=_STATUS_STYLE.get(mit.status, "")),
-                Text(found), Text(fix), Text(" ".join(mit.description.split())),
+                Text(fix), Text(found), Text(" ".join(mit.description.split())),
             ], highlight=highlight)
         self.query_one("#events-text", Static).update(self._events(view))
 
@@ -132,7 +132,7 @@ class ServerDetailScreen(TableScreen, ServerActions):
         if state is None:
             text.append("  loading…" if view.loading else "  not read yet", style="dim")
             return text
-        build = state.build or "?"
+        build = build_of(state) or "?"
         text.append(f" · {build_name(state, app.knowledge)} ({build}) · EM ")
         text.append_text(em_label(state))
         org = {True: "✓", False: "✗", None: "?"}

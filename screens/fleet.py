@@ -101,6 +101,9 @@ class FleetScreen(TableScreen, ServerActions):
             error = Text(clip(view.failure.message), style="red")
         elif view.loading and state is None:
             error = Text(f"{LOADING} loading…", style="dim")
+        elif view.pending_check:
+            ids = " ".join(i for i in view.pending_check if i != "*")
+            error = Text(f"pending next EM check {ids}".rstrip(), style="cyan")
         else:
             error = Text("")
         marker = health(view, len(drifts))
@@ -113,7 +116,7 @@ class FleetScreen(TableScreen, ServerActions):
             Text(build_text(state, knowledge, short=True)) if state else Text(DASH, style="dim"),
             em_label(state),
             service_label(state),
-            ocs_label(state, app.ocs_tested.get(view.name)),
+            ocs_label(state, app.ocs_results.get(view.name)),
             ids_label(state.applied if state else ()),
             ids_label(state.blocked if state else ()),
             Text(f"≠{len(drifts)}", style="bold yellow") if drifts else Text(DASH, style="dim"),

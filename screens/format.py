@@ -27,6 +27,7 @@ from emconsole.models import (
 
 if TYPE_CHECKING:
     from emconsole.config import ServerConfig
+    from emconsole.engine import OcsResult
     from emconsole.knowledge import Knowledge
 
 OK, WARN, BAD, UNKNOWN, LOADING = "●", "⚠", "✖", "?", "⟳"
@@ -44,6 +45,7 @@ class ViewLike(Protocol):
     refreshed_at: datetime | None
     loading: bool
     busy: str | None
+    pending_check: tuple[str, ...]
 
 
 def clip(value: str, limit: int = TRUNCATE) -> str:
@@ -84,14 +86,17 @@ def service_label(state: ServerState | None) -> Text:
     return Text(f"{svc.status}/{svc.start_type}", style="bold red")
 
 
-def ocs_label(state: ServerState | None, tested: bool | None = None) -> Text:
+def ocs_label(state: ServerState | None, tested: OcsResult | None = None) -> Text:
     """OCS reachability: an explicit test wins; otherwise the newest EM event tells.
 
     1008 is the EM service's error event (OCS unreachable, certificate validation failed);
-    1005/1006 mean a check ran and succeeded.
+    1005/1006 mean a check ran and succeeded. A test with no verdict (it did not run, or printed
+    nothing recognisable) says so rather than guessing.
     """
     if tested is not None:
-        return Text("ok", style="green") if tested else Text("✗ test", style="bold red")
+        if tested.ok is None:
+            return Text("? test", style="yellow")
+        return Text("ok", style="green") if tested.ok else Text("✗ test", style="bold red")
     if state is None:
         return Text(UNKNOWN, style="dim")
     for event in sorted(state.events, key=lambda e: e.time, reverse=True):

@@ -145,6 +145,7 @@ class Grid(ScrollView, can_focus=True):
         self._inverted = False
         self._changed: dict[tuple[str, int], float] = {}
         self._dirty = False
+        self._scheduled = False
         self.highlight_changes = True
 
     # ----- data ---------------------------------------------------------------------------------
@@ -176,8 +177,7 @@ class Grid(ScrollView, can_focus=True):
                     self.set_timer(HIGHLIGHT_SECONDS + 0.05, self._expire_highlights)
             self._rows[key] = new
             self._search[key] = "\t".join(c.plain for c in new)
-            self._grow(new)
-            if self.sort_column is not None or self._pattern is not None:
+            if self._grow(new) or self.sort_column is not None or self._pattern is not None:
                 self._invalidate()
             elif key in self._index:
                 self.refresh_line(self._index[key] + 1)
@@ -194,7 +194,7 @@ class Grid(ScrollView, can_focus=True):
             return
         cells[column] = value
         self._search[key] = "\t".join(c.plain for c in cells)
-        if self.sort_column == column or self._pattern is not None:
+        if self._grow(cells) or self.sort_column == column or self._pattern is not None:
             self._invalidate()
         elif key in self._index:
             self.refresh_line(self._index[key] + 1)
@@ -233,11 +233,15 @@ class Grid(ScrollView, can_focus=True):
         self._recompute()
         return list(self._visible)
 
-    def _grow(self, cells: Sequence[Text]) -> None:
+    def _grow(self, cells: Sequence[Text]) -> bool:
+        """Widen columns to fit ``cells``; True when one grew (every line must be drawn again)."""
+        grew = False
         for col, cell in zip(self.columns, cells, strict=False):
             width = min(col.max_width, cell.cell_len)
             if width > col.width:
                 col.width = width
+                grew = True
+        return grew
 
     # ----- view state ---------------------------------------------------------------------------
     def set_filter(self, expr: str) -> None:
@@ -288,16 +292,18 @@ class Grid(ScrollView, can_focus=True):
         self.post_message(self.ViewChanged(self))
 
     def _invalidate(self) -> None:
-        """Defer the (cheap but not free) recompute to once per batch of updates."""
-        if not self._dirty:
-            self._dirty = True
+        """Defer the (cheap but not free) recompute and the repaint to once per batch of updates."""
+        self._dirty = True
+        if not self._scheduled:
+            self._scheduled = True
             self.call_later(self._apply)
 
     def _apply(self) -> None:
-        if self._dirty:
-            self._recompute()
-            self.refresh()
-            self.post_message(self.ViewChanged(self))
+        # Always repaint: a reader (visible_keys, render_line) may have recomputed in between.
+        self._scheduled = False
+        self._recompute()
+        self.refresh()
+        self.post_message(self.ViewChanged(self))
 
     def _recompute(self) -> None:
         if not self._dirty:

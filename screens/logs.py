@@ -119,7 +119,7 @@ class AuditLogScreen(TableScreen):
     def __init__(self) -> None:
         super().__init__()
         self._records: dict[str, dict[str, Any]] = {}
-        self._size = -1
+        self._record_count = -1
 
     def columns(self) -> list[Column]:
         return [
@@ -144,9 +144,9 @@ class AuditLogScreen(TableScreen):
     def _poll(self) -> None:
         audit = self._audit()
         records = audit.records() if audit is not None else []
-        if len(records) == self._size:
+        if len(records) == self._record_count:
             return
-        self._size = len(records)
+        self._record_count = len(records)
         unknown = {u.intent_id for u in audit.unknown_outcomes()} if audit is not None else set()
         results = {r.get("id"): r for r in records if r.get("kind") == "result"}
         intents = [r for r in records if r.get("kind") == "intent"]

@@ -1,6 +1,7 @@
 """`emconsole` with no subcommand: open the console on the configured fleet, or on a demo lab.
 
-Only the config is read before the app starts (its errors belong on stderr, not in a TUI). The
+Only the config is read — and ``password_from = "prompt"`` passwords asked — before the app starts
+(errors and prompts belong on the terminal, not in a TUI or a worker thread). The
 engine, the WinRM backend and — for ``--demo`` — the lab are built by the app's starter, after the
 first frame is drawn, so the console appears at once.
 """
@@ -14,12 +15,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from emconsole.config import Config
+    from emconsole.credentials import PasswordSource
     from emconsole.screens.app import Session, Starter
-
-DEMO_SERVERS = 36
-DEMO_SEED = 7
-# A few faults so the demo shows what failure looks like (lab fault syntax, see backends/lab/spec.py).
-DEMO_FAULTS = "latency=40;wrong-credentials:5;hang:11;refuse:23"
 
 
 def environment_of(config: Config) -> tuple[str, bool]:
@@ -30,9 +27,35 @@ def environment_of(config: Config) -> tuple[str, bool]:
     return label, production
 
 
-async def session_for(
-    config: Config, *, environment: str | None = None, close_extra: object = None
-) -> Session:
+def ask_passwords_now(config: Config) -> PasswordSource:
+    """Ask every ``password_from = "prompt"`` password before the console starts, once per account.
+
+    Why here: getpass needs the terminal, which the Textual app owns once it runs, and the engine
+    connects from worker threads. After this, any further prompt is refused with a clear error
+    (it would only happen if a password were forgotten, e.g. after an authentication failure).
+    """
+    import getpass
+
+    from emconsole.credentials import CredentialError, PasswordSource
+
+    started = False
+
+    def prompt(text: str) -> str:
+        if started:
+            raise CredentialError("the password prompt is only available before the console starts: "
+                                  "restart emconsole, or use password_from = \"env:NAME\" or \"keyring:...\"")
+        return getpass.getpass(text)
+
+    passwords = PasswordSource(prompt=prompt)
+    for server in config.servers:
+        if server.password_from == "prompt" and server.username:
+            passwords.password("prompt", server.username, server.name)
+    started = True
+    return passwords
+
+
+async def session_for(config: Config, passwords: PasswordSource | None = None, *,
+                      environment: str | None = None, close_extra: object = None) -> Session:
     """Build the engine for a config (imports winrm lazily, off the event loop)."""
     from emconsole.screens.app import Session
 
@@ -43,12 +66,13 @@ async def session_for(
         from emconsole.credentials import PasswordSource
         from emconsole.engine import FleetEngine
 
-        passwords = PasswordSource()
+        source = passwords or PasswordSource()
         backend = WinRMBackend(
-            lambda server: passwords.password(server.password_from or "", server.username or "", server.name)
+            lambda server: source.password(server.password_from or "", server.username or "", server.name)
         )
+        knowledge = config.knowledge()
         engine = FleetEngine(config, backend, audit=AuditLog(config.audit_path), command_log=CommandLog(),
-                             read_only=config.read_only or None)
+                             knowledge=knowledge)
         label, production = environment_of(config)
 
         async def close() -> None:
@@ -59,29 +83,28 @@ async def session_for(
 
         return Session(engine=engine, environment=environment or label, production=production,
                        refresh_interval=config.refresh_interval, bulk_threshold=config.bulk_confirm_threshold,
-                       keymap=dict(config.keymap), theme=config.theme, knowledge=config.knowledge(),
-                       close=close)
+                       keymap=dict(config.keymap), theme=config.theme, knowledge=knowledge, close=close)
 
     return await asyncio.to_thread(build)
 
 
-def config_starter(config: Config) -> Starter:
+def config_starter(config: Config, passwords: PasswordSource) -> Starter:
     """The starter for the configured fleet."""
 
     async def start() -> Session:
-        return await session_for(config)
+        return await session_for(config, passwords)
 
     return start
 
 
 def demo_starter() -> Starter:
-    """The starter for ``--demo``: a lab fleet in this process, then the engine on it."""
+    """The starter for ``--demo``: the demo lab in this process, then the engine on it."""
 
     async def start() -> Session:
-        from emconsole.backends.lab.demo import start_demo_lab  # lab helpers: fleet + matching Config
+        from emconsole.backends.lab.demo import start_demo_lab
 
-        fleet, config = await asyncio.to_thread(start_demo_lab, DEMO_SERVERS, DEMO_SEED, DEMO_FAULTS)
-        return await session_for(config, environment="demo lab", close_extra=fleet)
+        lab, config = await asyncio.to_thread(start_demo_lab)
+        return await session_for(config, environment="demo lab", close_extra=lab)
 
     return start
 
@@ -93,14 +116,19 @@ def run(args: argparse.Namespace) -> int:
         starter = demo_starter()
     else:
         from emconsole.config import ConfigError, load_config
+        from emconsole.credentials import CredentialError
 
         try:
             config, _location = load_config(getattr(args, "config", None))
-        except ConfigError as exc:
+            passwords = ask_passwords_now(config)
+        except (ConfigError, CredentialError) as exc:
             print(f"emconsole: {exc}", file=sys.stderr)
             return 2
+        except EOFError:
+            print('emconsole: no terminal to ask the password on (password_from = "prompt")', file=sys.stderr)
+            return 2
         read_only = read_only or config.read_only
-        starter = config_starter(config)
+        starter = config_starter(config, passwords)
     from emconsole.screens.app import EmConsoleApp
 
     result = EmConsoleApp(starter, read_only=read_only).run()

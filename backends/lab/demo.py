@@ -1,0 +1,88 @@
+"""The ``emconsole --demo`` fleet: a lab organisation in this process, and a config that points at it.
+
+Why a fixed shape: the demo is the README's first command, so it must show what the console is for
+at a glance — a mix of Exchange builds and sites, a few servers with EM switched off, OCS
+unreachable or the EM service stopped, and a few that fail in different ways (wrong password,
+hang, refused connection, Exchange shell that will not load). The seed makes it the same every
+time (the snapshot tests and ``docs/screenshot.py`` rely on that).
+
+The password is made up per run and handed over through an environment variable of this process
+(``password_from = "env:EMCONSOLE_LAB_PASSWORD"``): it is never written to disk, and the config
+carries no secret.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from emconsole.backends.lab.spec import LabSpec
+
+from emconsole.config import Config
+from emconsole.labconfig import LAB_PASSWORD_ENV, Lab, lab_servers, start_lab
+
+DEMO_SERVERS = 36
+DEMO_SEED = 7
+#: Transport faults (the wire) and host faults (PowerShell / Exchange), in the lab's fault syntax.
+DEMO_FAULTS = (
+    "latency=40;wrong-credentials:5;hang:11;refuse:23;ems-unavailable:27;"
+    "ocs-unreachable:8,30;service-stopped:14"
+)
+#: Per-server Exchange state, by server number (``[server.N.exchange]`` of a lab file).
+DEMO_EXCHANGE: Mapping[int, Mapping[str, Any]] = {
+    3: {"mitigations_enabled": False},
+    17: {"blocked": ["M2"]},
+    20: {"mitigations_enabled": False, "blocked": ["M1", "M2"]},
+    33: {"data_collection": True},
+}
+SITES = ("AMS", "FRA", "LON", "NYC")
+#: A hung server's refresh gives up after this long (the demo should show the timeout, not wait a minute).
+CALL_TIMEOUT_S = 8.0
+REFRESH_INTERVAL_S = 30.0
+
+
+def site_of(number: int, servers: int) -> str:
+    """Servers are spread over the sites in contiguous blocks, as real fleets are numbered."""
+    per_site = max(1, -(-servers // len(SITES)))
+    return SITES[min(len(SITES) - 1, (number - 1) // per_site)]
+
+
+def demo_spec(servers: int = DEMO_SERVERS, seed: int = DEMO_SEED, faults: str = DEMO_FAULTS, *,
+              clock_rate: str | float | None = "demo", password: str = "") -> LabSpec:
+    """The lab spec of the demo (``clock_rate`` None: a manual lab clock, for tests and screenshots)."""
+    exchange: dict[str, Any] = {"org_name": "Contoso", "domain": "contoso.local"}
+    if clock_rate is not None:
+        exchange["clock_rate"] = clock_rate
+    per_server = {n: {"exchange": dict(extra)} for n, extra in DEMO_EXCHANGE.items() if n <= servers}
+    return LabSpec(servers=servers, first_port=0, seed=seed, faults=faults, exchange=exchange,
+                   per_server=per_server, password=password or secrets.token_urlsafe(18))
+
+
+def demo_config(lab: Lab) -> Config:
+    """A config for the started demo lab: servers tagged by site, the password read from the environment."""
+    fleet = lab.fleet
+    count = fleet.spec.servers
+    servers = tuple(
+        server.model_copy(update={"tags": {"site": site_of(spec.number, count), "environment": "demo"}})
+        for server, spec in zip(lab_servers(fleet), fleet.servers, strict=True)
+    )
+    return Config(servers=servers, refresh_interval=REFRESH_INTERVAL_S, call_timeout=CALL_TIMEOUT_S,
+                  concurrency=16, audit_path=fleet.directory / "audit.jsonl")
+
+
+def start_demo_lab(servers: int = DEMO_SERVERS, seed: int = DEMO_SEED, faults: str = DEMO_FAULTS, *,
+                   clock_rate: str | float | None = "demo") -> tuple[Lab, Config]:
+    """Start the demo lab (the caller stops it) and return it with a config that reaches it.
+
+    The password goes into this process's environment, where ``password_from`` finds it. The audit
+    log goes to the lab's temporary directory: demo changes are not the operator's record.
+    """
+    lab = start_lab(demo_spec(servers, seed, faults, clock_rate=clock_rate))
+    os.environ[LAB_PASSWORD_ENV] = lab.fleet.spec.password
+    try:
+        return lab, demo_config(lab)
+    except BaseException:
+        lab.stop()
+        raise

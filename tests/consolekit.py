@@ -1,0 +1,81 @@
+"""The console against a real lab: a small demo lab, the real engine and WinRM backend, helpers to wait.
+
+    def test_x(console_lab):
+        lab, config = console_lab(servers=4, faults="refuse:2")
+        app = console_app(config)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_refreshed(pilot, app)
+
+The app is built exactly as ``emconsole`` builds it (``console_cmd.session_for``); only the clock is
+frozen (ages and the top bar's time) and the timer-driven auto-refresh is off (tests refresh with ``r``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+from emconsole.backends.lab.demo import start_demo_lab
+from emconsole.screens.app import EmConsoleApp, Session
+from textual.pilot import Pilot
+
+from emconsole.cli.console_cmd import session_for
+from emconsole.config import Config
+from emconsole.labconfig import Lab
+
+#: Before any real refresh time, so every age reads "0s" and the top bar shows 09:00:00.
+FROZEN = datetime(2026, 8, 3, 9, 0, 0, tzinfo=timezone.utc)
+
+
+def console_app(config: Config, *, read_only: bool = False, environment: str = "demo lab") -> EmConsoleApp:
+    """The console on a config, with a frozen clock and no timer refresh."""
+
+    async def start() -> Session:
+        return await session_for(config, environment=environment)
+
+    return EmConsoleApp(start, read_only=read_only, clock=lambda: FROZEN, live_refresh=False)
+
+
+async def wait_until(pilot: Pilot[Any], predicate: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Let the app run until ``predicate()`` holds (fails the test after ``timeout`` seconds)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {getattr(predicate, '__name__', 'a condition')}")
+        await asyncio.sleep(0.02)
+        await pilot.pause()
+    await pilot.pause()
+
+
+async def wait_refreshed(pilot: Pilot[Any], app: EmConsoleApp, timeout: float = 30.0) -> None:
+    """Until the engine is up and no refresh is running (and every server has been read once)."""
+
+    def refreshed() -> bool:
+        return (app.engine is not None and not app.refreshing
+                and all(v.refreshed_at is not None and not v.loading for v in app.views()))
+
+    await wait_until(pilot, refreshed, timeout)
+
+
+def screen_text(app: EmConsoleApp) -> str:
+    """What the terminal shows now, as plain text."""
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+@pytest.fixture
+def console_lab() -> Iterator[Callable[..., tuple[Lab, Config]]]:
+    """``console_lab(servers=N, faults="...")`` starts the demo lab shape on a manual lab clock."""
+    started: list[Lab] = []
+
+    def factory(servers: int = 6, faults: str = "", seed: int = 7) -> tuple[Lab, Config]:
+        lab, config = start_demo_lab(servers, seed, faults, clock_rate=None)
+        started.append(lab)
+        return lab, config
+
+    yield factory
+    for lab in started:
+        lab.stop()
