@@ -74,7 +74,8 @@ def naive_one(config: Config, index: int) -> None:
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--servers", type=int, default=200)
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--concurrency", type=int, default=32)
@@ -85,8 +86,8 @@ async def main() -> None:
         try:
             config = lab_config.model_copy(update={"concurrency": args.concurrency, "call_timeout": 30.0})
             log = CommandLog(max_entries=args.servers * 4)
-            engine = FleetEngine(config, WinRMBackend(lambda _s: PASSWORD), audit=AuditLog(Path(tmp) / "a.jsonl"),
-                                 command_log=log)
+            audit = AuditLog(Path(tmp) / "a.jsonl")
+            engine = FleetEngine(config, WinRMBackend(lambda _s: PASSWORD), audit=audit, command_log=log)
             cpu0 = time.process_time()
             cold, cold_failed = await refresh_all(engine)
             cpu1 = time.process_time()
@@ -108,19 +109,22 @@ async def main() -> None:
     n = args.servers
     naive = naive_subset / subset * n
     ideal = math.ceil(n / args.concurrency) * 2 * args.latency_ms / 1000
-    print(f"servers {n}, latency {args.latency_ms:.0f} ms/request, concurrency {args.concurrency}, Basic/HTTP")
+    print(f"servers {n}, latency {args.latency_ms:.0f} ms/request, "
+          f"concurrency {args.concurrency}, Basic/HTTP")
     if warm_failed:
-        print(f"note: {warm_failed} servers answered with a failure (e.g. the lab's host could not run the status "
-              "script); the wire cost is the same")
+        print(f"note: {warm_failed} servers answered with a failure (e.g. the lab's host could not run "
+              "the status script); the wire cost is the same")
     print(f"cold refresh   {cold:6.2f} s  ({rt_cold:.1f} round trips/server on the critical path, "
           f"{cold_failed} failed)")
     print(f"warm refresh   {warm:6.2f} s  ({rt_warm:.1f} round trips/server on the critical path, "
           f"{warm_failed} failed)")
-    print(f"console CPU    cold {1000 * (cpu1 - cpu0) / n:.1f} ms/server, warm {1000 * (cpu2 - cpu1) / n:.1f} ms/server")
-    print(f"naive          {naive:6.2f} s  (measured {naive_subset:.2f} s on {subset} servers one after another, "
-          f"extrapolated x{n / subset:.0f})")
+    print(f"console CPU    cold {1000 * (cpu1 - cpu0) / n:.1f} ms/server, "
+          f"warm {1000 * (cpu2 - cpu1) / n:.1f} ms/server")
+    print(f"naive          {naive:6.2f} s  (measured {naive_subset:.2f} s on {subset} servers one after "
+          f"another, extrapolated x{n / subset:.0f})")
     print(f"ideal          {ideal:6.2f} s  (ceil({n}/{args.concurrency}) x 2 x {args.latency_ms:.0f} ms)")
-    print(f"warm / ideal   {warm / ideal:6.2f}x   naive / warm {naive / warm:6.1f}x   cold / ideal {cold / ideal:.2f}x")
+    print(f"warm / ideal   {warm / ideal:6.2f}x   naive / warm {naive / warm:6.1f}x   "
+          f"cold / ideal {cold / ideal:.2f}x")
 
 
 if __name__ == "__main__":
