@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 import winrm
 import xmltodict
-from emconsole.backends.lab.fleet import LabFleet
+from emconsole.backends.lab.fleet import HostFactory, LabFleet
 from emconsole.backends.lab.host import CommandRequest, HostResult, ShellContext
 from emconsole.backends.lab.wire.codepage import encode_console
-from labfixture import lab_credentials
+from labfixture import lab_credentials, stub_host
 
 LabFactory = Callable[..., LabFleet]
 
@@ -46,8 +46,11 @@ def protocol(fleet: LabFleet, number: int = 1, **kwargs: Any) -> winrm.Protocol:
     )
 
 
-def test_run_ps_gets_powershell_not_recognized_error(lab_factory: LabFactory) -> None:
-    fleet = lab_factory(servers=2)
+@pytest.mark.parametrize("host", [stub_host, None], ids=["stub", "exchange"])
+def test_run_ps_gets_powershell_not_recognized_error(
+    lab_factory: LabFactory, host: HostFactory | None
+) -> None:
+    fleet = lab_factory(servers=2, host_factory=host)
     result = session(fleet, 2).run_ps("$x = 1\nGet-Frobnicator -Name 'a'")
     assert result.status_code == 1
     assert result.std_out == b""

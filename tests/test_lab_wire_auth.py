@@ -46,7 +46,7 @@ def test_tls_fault_fails_validation_even_with_the_lab_ca(lab_factory: LabFactory
         proxy=None,
         ca_trust_path=str(fleet.ca_path),
     )
-    assert good.run_ps("Get-Date").status_code == 1
+    assert good.run_ps("$env:COMPUTERNAME").std_out == b"LAB-EX01\r\n"
     bad = winrm.Session(
         fleet.endpoint(2),
         auth=lab_credentials(fleet),

@@ -54,7 +54,7 @@ def test_lab_command_serves_until_sigterm(tmp_path: Path) -> None:
             ca_trust_path=ca,
             proxy=None,
         )
-        assert s.run_ps("Get-Date").status_code == 1
+        assert s.run_ps("$env:COMPUTERNAME").std_out == b"LAB-EX02\r\n"
         text = config.read_text()
         assert text.count("[[servers]]") == 3 and 'name = "LAB-EX02"' in text
         assert 'password_from = "env:EMCONSOLE_LAB_PASSWORD"' in text and "S3cret" not in text

@@ -85,11 +85,6 @@ def test_delete_backs_up_then_removes(org: Organisation) -> None:
     assert server_state(after, "EX01").blocked == ("M2", "M2.1.0")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="lab: a rule added by Add-WebConfigurationProperty has no match/action "
-    "child to Set (real IIS has them; EOMT relies on it)",
-)
 def test_delete_then_restore_round_trips(org: Organisation) -> None:
     before = status(org).result.artifacts  # type: ignore[union-attr]
     bid = new_backup_id()

@@ -5,9 +5,12 @@
         url = fleet.endpoint(1)      # http://127.0.0.1:PORT/wsman of LAB-EX01
         fleet.counters.snapshot()
 
-``host_factory(server_spec) -> PowerShellHost`` is called once per server at start (default: the
-stub host). Listening sockets are bound in the calling thread (no resolver threads); a server with
-the ``refuse`` fault keeps its port bound but never listens, so connections to it are refused.
+``host_factory(server_spec) -> PowerShellHost`` is called once per server at start. The default
+is the emulated Exchange organisation (``exchange.lab.ExchangeHostFactory``), built from the spec
+when the fleet is made, so ``fleet.org`` (its directory, servers and clock) exists before start;
+``wire.stub_host.StubHost`` knows no command at all (wire tests). Listening sockets are bound in the
+calling thread (no resolver threads); a server with the ``refuse`` fault keeps its port bound but
+never listens, so connections to it are refused.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from emconsole.backends.lab.host import PowerShellHost
 from emconsole.backends.lab.spec import LabSpec, ServerSpec, SpecError
@@ -29,8 +33,10 @@ from emconsole.backends.lab.wire.auth import Authenticator, NtlmUserFile
 from emconsole.backends.lab.wire.counters import Counters
 from emconsole.backends.lab.wire.loop import WireLoop
 from emconsole.backends.lab.wire.server import WireServer
-from emconsole.backends.lab.wire.stub_host import StubHost
 from emconsole.backends.lab.wire.tls import LabCA
+
+if TYPE_CHECKING:
+    from emconsole.backends.lab.exchange.org import Organisation
 
 HostFactory = Callable[[ServerSpec], PowerShellHost]
 _AUTO_PORT_RANGE = (10000, 32000)  # below Linux's ephemeral range, so clients never collide with it
@@ -84,7 +90,11 @@ class LabFleet:
     ) -> None:
         spec.validate()
         self.spec = spec
-        self.host_factory: HostFactory = host_factory or (lambda _spec: StubHost())
+        if host_factory is None:
+            from emconsole.backends.lab.exchange.lab import ExchangeHostFactory
+
+            host_factory = ExchangeHostFactory(spec)
+        self.host_factory: HostFactory = host_factory
         self._workdir = workdir
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.servers: list[ServerSpec] = []
@@ -104,6 +114,15 @@ class LabFleet:
             return self._workdir
         assert self._tmp is not None, "the lab is not started"
         return Path(self._tmp.name)
+
+    @property
+    def org(self) -> Organisation:
+        """The emulated organisation behind the servers (state, ``advance`` the clock); needs the
+        default host factory or another with an ``org``."""
+        org = getattr(self.host_factory, "org", None)
+        if org is None:
+            raise AttributeError("this lab runs a host without an Exchange organisation")
+        return org
 
     def endpoint(self, server: int | str) -> str:
         """The WS-Man URL of a server, by number (1-based, as in its name) or by name."""

@@ -13,8 +13,13 @@ Transport faults (the wire's): ``latency=MS``, ``hang``, ``refuse``, ``wrong-cre
 ``tls=wrong-name|expired``, ``expire=SECONDS`` (shell idle timeout: a shell idle that long is gone,
 the next request on it gets InvalidSelectors), ``quota=N`` (MaxShellsPerUser), ``http-error=STATUS``
 (default 503, HTML body), ``reset`` (connection reset mid-response).
-Names in ``HOST_FAULT_NAMES`` (registered by the PowerShell/Exchange emulation) land in
-``ServerSpec.host_faults`` for the host factory; any other name is an error.
+Names in ``HOST_FAULT_NAMES`` (registered by the PowerShell/Exchange emulation, which
+``host_fault_names`` imports first) land in ``ServerSpec.host_faults`` for the host factory; any
+other name is an error.
+
+A server's table (``per_server[N]``, ``[server.N]`` in a lab file) holds ``faults`` and the
+emulation's per-server keys (``build = "..."``, ``blocked = [...]``; also accepted nested as
+``[server.N.exchange]``); ``exchange`` holds the organisation's keys and defaults for every server.
 """
 
 from __future__ import annotations
@@ -41,6 +46,17 @@ IDLE_TIMEOUT_S = 7200.0  # WinRM's default shell IdleTimeout (PT7200S)
 TLS_FAULTS = ("wrong-name", "expired")
 # Fault names handled by someone else (the host factory); the PowerShell/Exchange emulation adds its own.
 HOST_FAULT_NAMES: set[str] = set()
+
+
+def host_fault_names() -> set[str]:
+    """Every registered host fault name, the Exchange emulation's always among them.
+
+    Why the import here: a spec can be checked before anything imported the emulation (``emconsole
+    lab --faults ocs-unreachable``), and its fault names must be known by then.
+    """
+    import emconsole.backends.lab.exchange.spec  # noqa: F401  (registers its HOST_FAULTS)
+
+    return HOST_FAULT_NAMES
 
 
 class SpecError(ValueError):
@@ -135,12 +151,14 @@ class LabSpec:
                 if n == number
                 for item in its
             ]
+            host_names = host_fault_names()
             for name, value in items:
-                if name in HOST_FAULT_NAMES:
+                if name in host_names:
                     host_faults[name] = value
                 else:
                     faults = _apply_transport_fault(faults, name, value)
-            exchange = {**self.exchange, **dict(extra.get("exchange", {}))}
+            own = {k: v for k, v in extra.items() if k not in ("faults", "exchange")}
+            exchange = {**self.exchange, **own, **dict(extra.get("exchange", {}))}
             specs.append(
                 ServerSpec(
                     number, self.server_name(number), first_port + number - 1, faults, host_faults, exchange
@@ -160,6 +178,10 @@ _TRANSPORT_FAULTS = (
     "http-error",
     "reset",
 )
+
+
+def _known_faults() -> str:
+    return ", ".join(_TRANSPORT_FAULTS + tuple(sorted(host_fault_names())))
 
 
 def _apply_transport_fault(faults: TransportFaults, name: str, value: str) -> TransportFaults:
@@ -191,15 +213,14 @@ def _apply_transport_fault(faults: TransportFaults, name: str, value: str) -> Tr
         if isinstance(exc, SpecError):
             raise
         raise SpecError(f"fault {name}: bad value {value!r}") from exc
-    raise SpecError(
-        f"unknown fault {name!r} (known: {', '.join(_TRANSPORT_FAULTS + tuple(HOST_FAULT_NAMES))})"
-    )
+    raise SpecError(f"unknown fault {name!r} (known: {_known_faults()})")
 
 
 def parse_faults(text: str, servers: int, seed: int) -> dict[int, list[tuple[str, str]]]:
     """Parse the fault syntax into server number -> [(name, value)], checking every name and value."""
     result: dict[int, list[tuple[str, str]]] = {}
     rng = random.Random(seed)
+    host_names = host_fault_names()
     for raw in text.split(";"):
         item = raw.strip()
         if not item:
@@ -207,9 +228,9 @@ def parse_faults(text: str, servers: int, seed: int) -> dict[int, list[tuple[str
         head, _, targets = item.partition(":")
         name, _, value = head.partition("=")
         name, value = name.strip().lower(), value.strip()
-        if name not in _TRANSPORT_FAULTS and name not in HOST_FAULT_NAMES:
-            raise SpecError(f"unknown fault {name!r} in {item!r}")
-        if name not in HOST_FAULT_NAMES:
+        if name not in _TRANSPORT_FAULTS and name not in host_names:
+            raise SpecError(f"unknown fault {name!r} in {item!r} (known: {_known_faults()})")
+        if name not in host_names:
             _apply_transport_fault(TransportFaults(), name, value)  # validates the value
         for number in _parse_targets(targets.strip(), servers, rng, item):
             result.setdefault(number, []).append((name, value))

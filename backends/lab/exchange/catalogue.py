@@ -13,6 +13,7 @@ import base64
 import hashlib
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from emconsole.backends.lab.exchange.builds import Build
 
@@ -176,6 +177,7 @@ def build_eocs(entries: tuple[Entry, ...] = DEFAULT_ENTRIES) -> str:
     return '<?xml version="1.0" encoding="utf-8"?>\r\n' + body.replace("</EOCS>", signature + "</EOCS>")
 
 
+@lru_cache(maxsize=8)  # every EM run of every server parses the same published text
 def parse_eocs(text: str) -> tuple[Entry, ...]:
     """Parse a catalogue (the real captured one or the lab's) into entries; unknown parts ignored."""
     start = text.find("<EOCS")

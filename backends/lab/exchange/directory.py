@@ -101,6 +101,9 @@ class Directory:
     def find(self, identity: str) -> ServerRecord | None:
         """By name, FQDN or GUID, case-insensitive (as -Identity resolves a server)."""
         key = identity.strip()
+        direct = self.servers.get(key.upper())
+        if direct is not None:
+            return direct
         for record in self.servers.values():
             if key.lower() in (record.name.lower(), record.fqdn.lower(), record.guid.lower()):
                 return record

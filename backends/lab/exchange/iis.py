@@ -265,8 +265,7 @@ class IIS:
         parent_filter, _, last = xfilter.strip().rstrip("/").rpartition("/")
         if not targets and at_element is None and last in ("match", "action", "conditions"):
             # Schema-defined child elements of a rule always exist in IIS, even when not written out.
-            targets = [p.find(last) if p.find(last) is not None else ET.SubElement(p, last)
-                       for p in self.find(location, parent_filter, create=False)]
+            targets = [_child(p, last) for p in self.find(location, parent_filter, create=False)]
         if not targets:
             raise IISTargetError(xfilter)
         for target in targets:
@@ -325,3 +324,9 @@ class IIS:
 
 def _matches(element: ET.Element, at_element: dict[str, Any]) -> bool:
     return all(element.get(str(k)) == attr_text(v) for k, v in at_element.items())
+
+
+def _child(parent: ET.Element, tag: str) -> ET.Element:
+    """The child element ``tag``, made empty when the file does not write it out (IIS schema default)."""
+    found = parent.find(tag)
+    return found if found is not None else ET.SubElement(parent, tag)

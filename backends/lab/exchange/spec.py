@@ -1,15 +1,16 @@
 """The Exchange side of a lab spec: organisation settings, per-server builds and states, host faults.
 
-Read from ``LabSpec.exchange`` (every server) and ``ServerSpec.exchange`` (``[server.N.exchange]``),
+Read from ``LabSpec.exchange`` (every server) and ``ServerSpec.exchange`` (``[server.N]``),
 plain dicts owned by ``backends/lab/spec.py``; host fault names are registered there so the one
 fault syntax (``--faults 'ocs-unreachable:2;slow=5:3'``) covers them.
 
 Organisation keys (``[exchange]``): ``org_name``, ``domain``, ``org_mitigations_enabled`` (bool),
 ``block_match`` (``short`` | ``full``), ``applied_time_property`` (bool), ``lab_examples`` (bool: the
 LAB-ONLY service / app-pool catalogue entries), ``clock_start`` (ISO time), ``clock_rate`` (lab
-seconds per wall second; ``demo`` = 60; absent = manual clock), ``builds`` (list of builds cycled
+seconds per wall second; ``demo`` = 60; absent or 0 = manual clock), ``builds`` (list of builds cycled
 over the servers instead of the seeded mix), ``warm`` (bool: one EM run before the start time).
-Per-server keys: ``build`` (``"2019 CU15 Feb26SU"`` or ``"15.2.1748.43"``), ``mitigations_enabled``,
+Per-server keys (also in ``[exchange]`` as every server's default): ``build`` (``"2019 CU15
+Feb26SU"`` or ``"15.2.1748.43"``), ``mitigations_enabled``,
 ``blocked`` (list), ``applied`` (list: IDs already applied, their artifacts in place),
 ``service`` (``running`` | ``stopped`` | ``disabled``), ``m1`` (``applied`` | ``leftover`` | ``none``,
 old 2016 CU23 builds only; default ``applied``), ``data_collection``, ``proxy``.
@@ -22,6 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from emconsole.backends.lab import spec as lab_spec
+from emconsole.backends.lab.exchange import builds
 from emconsole.backends.lab.exchange.clock import DEFAULT_START, DEMO_RATE
 
 # name -> takes a value. Kept in step with HostFaults in org.py.
@@ -110,9 +112,28 @@ def _check(keys: set[str], known: set[str], where: str) -> None:
         raise lab_spec.SpecError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})")
 
 
-def server_spec(data: dict[str, Any], faults: dict[str, str] | None = None) -> ExchangeServerSpec:
-    """One ``[server.N.exchange]`` table (plus the server's host faults)."""
-    _check(set(data), _SERVER_KEYS, "[exchange] server keys")
+def _known_build(value: Any) -> str:
+    """A build label or number the lab knows (``builds.py``), else SpecError naming the choices."""
+    try:
+        return builds.build(str(value)).version
+    except KeyError:
+        labels = sorted({b.label.replace("Exchange ", "") for b in builds.BUILDS.values()})
+        raise lab_spec.SpecError(
+            f"unknown lab build {value!r}; use a number or a label such as {', '.join(labels[:4])}, ..."
+        ) from None
+
+
+def server_spec(
+    data: dict[str, Any], faults: dict[str, str] | None = None, where: str = "[exchange] server keys"
+) -> ExchangeServerSpec:
+    """One ``[server.N]`` table's Exchange keys (plus the server's host faults)."""
+    _check(set(data), _SERVER_KEYS, where)
+    slow = (faults or {}).get("slow")
+    if slow:
+        try:
+            float(slow)
+        except ValueError:
+            raise lab_spec.SpecError(f"slow takes seconds (or inf), not {slow!r}") from None
     service = str(data.get("service", "running"))
     if service not in ("running", "stopped", "disabled"):
         raise lab_spec.SpecError(f"service must be running, stopped or disabled, not {service!r}")
@@ -121,7 +142,7 @@ def server_spec(data: dict[str, Any], faults: dict[str, str] | None = None) -> E
         raise lab_spec.SpecError(f"m1 must be applied, leftover or none, not {m1!r}")
     applied = data.get("applied")
     return ExchangeServerSpec(
-        build=data.get("build"),
+        build=None if data.get("build") is None else _known_build(data["build"]),
         mitigations_enabled=bool(data.get("mitigations_enabled", True)),
         blocked=tuple(data.get("blocked", ())),
         applied=None if applied is None else tuple(applied),
@@ -139,7 +160,9 @@ def from_lab_spec(spec: lab_spec.LabSpec, servers: list[lab_spec.ServerSpec]) ->
     _check(set(data) - _SERVER_KEYS, _ORG_KEYS, "[exchange]")
     org_part = {k: v for k, v in data.items() if k in _ORG_KEYS}
     per_server = {
-        s.name: server_spec({k: v for k, v in s.exchange.items() if k not in _ORG_KEYS}, s.host_faults)
+        s.name: server_spec(
+            {k: v for k, v in s.exchange.items() if k not in _ORG_KEYS}, s.host_faults, f"[server.{s.number}]"
+        )
         for s in servers
     }
     return org_spec(org_part, per_server, spec.seed)
@@ -153,8 +176,14 @@ def org_spec(data: dict[str, Any], servers: dict[str, ExchangeServerSpec], seed:
         raise lab_spec.SpecError(f"block_match must be short or full, not {block_match!r}")
     rate = data.get("clock_rate")
     start = data.get("clock_start", DEFAULT_START)
-    if isinstance(start, str):
-        start = datetime.fromisoformat(start.replace("Z", "+00:00"))
+    try:
+        if isinstance(start, str):
+            start = datetime.fromisoformat(start.replace("Z", "+00:00"))
+        rate = DEMO_RATE if rate == "demo" else (None if rate is None else float(rate))
+    except ValueError as exc:
+        raise lab_spec.SpecError(f"[exchange] clock_start / clock_rate: {exc}") from None
+    if not isinstance(start, datetime) or (rate is not None and rate < 0):
+        raise lab_spec.SpecError("[exchange] clock_start must be a time, clock_rate 'demo' or >= 0")
     return ExchangeSpec(
         servers=servers,
         seed=seed,
@@ -165,7 +194,7 @@ def org_spec(data: dict[str, Any], servers: dict[str, ExchangeServerSpec], seed:
         applied_time_property=bool(data.get("applied_time_property", True)),
         lab_examples=bool(data.get("lab_examples", True)),
         clock_start=start,
-        clock_rate=DEMO_RATE if rate == "demo" else (None if rate is None else float(rate)),
-        builds=tuple(data.get("builds", ())),
+        clock_rate=rate or None,
+        builds=tuple(_known_build(b) for b in data.get("builds", ())),
         warm=bool(data.get("warm", True)),
     )
