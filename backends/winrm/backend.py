@@ -16,9 +16,11 @@ from emconsole.backends.winrm.errors import classify_powershell_error
 from emconsole.backends.winrm.session import ConnectionSettings, ServerSession
 
 from emconsole.config import PROXY_FROM_ENVIRONMENT
+from emconsole.models import FailureKind, ServerFailure
 
 if TYPE_CHECKING:
     from emconsole.config import ServerConfig
+    from emconsole.credentials import PasswordSource
     from emconsole.remote.scripts import RemoteScript
 
 #: Returns the password for a server (resolved from its ``password_from``), or None.
@@ -46,6 +48,17 @@ def settings_from_config(server: ServerConfig, password: str | None) -> Connecti
     )
 
 
+def password_lookup(source: PasswordSource) -> PasswordLookup:
+    """A lookup resolving each server's ``password_from`` through ``source`` (cached there)."""
+
+    def lookup(server: ServerConfig) -> str | None:
+        if server.password_from is None or server.username is None:
+            return None
+        return source.password(server.password_from, server.username, server.name)
+
+    return lookup
+
+
 class WinRMBackend:
     """Runs remote scripts over WinRM; see ``emconsole.backends.base.Backend``."""
 
@@ -60,7 +73,12 @@ class WinRMBackend:
             session = self._sessions.get(server.name)
         if session is not None:
             return session
-        settings = settings_from_config(server, self._password_lookup(server))
+        try:
+            password = self._password_lookup(server)
+        except Exception as exc:  # CredentialError and friends: their message never holds the secret
+            raise BackendFailure(ServerFailure(kind=FailureKind.AUTH,
+                                               message=f"no password for {server.name}: {exc}")) from None
+        settings = settings_from_config(server, password)
         with self._mutex:
             return self._sessions.setdefault(server.name, ServerSession(settings, self._cleanup))
 
