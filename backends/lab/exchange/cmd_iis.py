@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from emconsole.backends.lab.exchange.cmdbase import (
@@ -43,16 +44,23 @@ def _target_error(server: LabServer, location: str, xfilter: str, command: str) 
     )
 
 
+@contextmanager
+def _addressing(server: LabServer, location: str, xfilter: str, command: str) -> Iterator[None]:
+    """A filter that names nothing to write to (or cannot be read) is IIS's target error."""
+    try:
+        yield
+    except IISTargetError:
+        raise _target_error(server, location, xfilter, command) from None
+
+
 def get_web_configuration(ctx: CommandContext, params: dict[str, Any], _: list[Any]) -> Iterable[Any]:
     server = lab_server(ctx)
     location = _location(server, params, "GetConfigurationCommand")
     out = []
     for xfilter in as_strings(params.get("Filter")):
-        outbound = "outboundRules" in xfilter
-        out += [
-            server.iis.element_object(e, location, xfilter, outbound)
-            for e in server.iis.find(location, xfilter)
-        ]
+        with _addressing(server, location, xfilter, "GetConfigurationCommand"):
+            found = server.iis.find(location, xfilter)
+        out += [server.iis.element_object(e, location, xfilter) for e in found]
     return out
 
 
@@ -63,8 +71,10 @@ def get_web_configuration_property(
     location = _location(server, params, "GetConfigurationPropertyCommand")
     xfilter = str(params.get("Filter") or "")
     out: list[Any] = []
-    for element in server.iis.find(location, xfilter):
-        obj = server.iis.element_object(element, location, xfilter, "outboundRules" in xfilter)
+    with _addressing(server, location, xfilter, "GetConfigurationPropertyCommand"):
+        found = server.iis.find(location, xfilter)
+    for element in found:
+        obj = server.iis.element_object(element, location, xfilter)
         for name in as_strings(params.get("Name")):
             if name == ".":
                 out.append(obj)
@@ -106,7 +116,8 @@ def remove_web_configuration_property(
     server = lab_server(ctx)
     location = _location(server, params, "RemoveConfigurationPropertyCommand")
     for xfilter in as_strings(params.get("Filter")):
-        server.iis.remove(location, xfilter, as_mapping(params.get("AtElement")))
+        with _addressing(server, location, xfilter, "RemoveConfigurationPropertyCommand"):
+            server.iis.remove(location, xfilter, as_mapping(params.get("AtElement")))
     return []
 
 
@@ -130,7 +141,8 @@ def add_web_configuration_property(
                 category="InvalidArgument",
             )
         try:
-            server.iis.add(location, xfilter, mapping)
+            with _addressing(server, location, xfilter, "AddConfigurationPropertyCommand"):
+                server.iis.add(location, xfilter, mapping)
         except FileExistsError as exc:
             ctx.write_error(
                 error(
@@ -141,8 +153,6 @@ def add_web_configuration_property(
                     "System.Runtime.InteropServices.COMException",
                 )
             )
-        except IISTargetError:
-            raise _target_error(server, location, xfilter, "AddConfigurationPropertyCommand") from None
     return []
 
 
@@ -156,7 +166,7 @@ def set_web_configuration_property(
     mapping = as_mapping(value)
     if isinstance(value, list):
         value = [as_mapping(v) or v for v in value]
-    try:
+    with _addressing(server, location, xfilter, "SetConfigurationPropertyCommand"):
         server.iis.set(
             location,
             xfilter,
@@ -164,8 +174,6 @@ def set_web_configuration_property(
             mapping if mapping is not None else value,
             as_mapping(params.get("AtElement")),
         )
-    except IISTargetError:
-        raise _target_error(server, location, xfilter, "SetConfigurationPropertyCommand") from None
     return []
 
 

@@ -1,19 +1,23 @@
 """One server's IIS: sites, applications, app pools and the URL Rewrite configuration.
 
-Configuration is kept as XML elements per location (``""`` = applicationHost / server level,
+Configuration is kept as XML elements per location (``""`` = applicationHost.config / server level,
 ``Default Web Site``, ``Default Web Site/owa``, ...), the way web.config and applicationHost.config
-hold it, so filters such as ``system.webServer/rewrite/rules/rule[@name='X']`` resolve as IIS's
-configuration XPath does (ElementTree supports the subset IIS filters use).
+hold it. Filters such as ``system.webServer/rewrite/rules/rule[@name='X']/match`` are resolved
+through the schema (``iis_schema.py``), as IIS's configuration system does: element names match
+case-insensitively, schema child elements exist even when the file leaves them out, and values are
+written in their schema type's canonical text (``"True"`` is stored as ``true``).
 """
 
 from __future__ import annotations
 
 import copy
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from emconsole.backends.lab.exchange.iis_schema import BOOL_ATTRS, INT_ATTRS, canonical, schema_of
 from emconsole.backends.lab.pwsh.api import PSObject
 
 FRONT_END = "Default Web Site"
@@ -44,51 +48,11 @@ _BE_APPS = {
     "Rpc": "MSExchangeRpcProxyAppPool",
     "API": "MSExchangeRestAppPool",
 }
-_COLLECTION_ITEM = {
-    "rules": "rule",
-    "globalRules": "rule",
-    "outboundRules": "rule",
-    "preConditions": "preCondition",
-    "conditions": "add",
-    "preCondition": "add",
-}
-_BOOL_ATTRS = {
-    "stopProcessing",
-    "enabled",
-    "ignoreCase",
-    "negate",
-    "trackAllCaptures",
-    "appendQueryString",
-    "logRewrittenUrl",
-    "replace",
-}
-_INT_ATTRS = {"statusCode", "subStatusCode", "win32Status"}
-# Schema defaults IIS reports for attributes the XML leaves out.
-_DEFAULTS: dict[str, dict[str, Any]] = {
-    "rule": {"name": "", "enabled": True, "patternSyntax": "ECMAScript", "stopProcessing": False},
-    "preCondition": {"name": "", "logicalGrouping": "MatchAll", "patternSyntax": "ECMAScript"},
-    "match": {"url": "", "ignoreCase": True, "negate": False},
-    "conditions": {"logicalGrouping": "MatchAll", "trackAllCaptures": False},
-    "add": {"input": "", "matchType": "Pattern", "pattern": "", "ignoreCase": True, "negate": False},
-    "action": {
-        "type": "None",
-        "url": "",
-        "appendQueryString": True,
-        "logRewrittenUrl": False,
-        "redirectType": "Permanent",
-        "statusCode": 0,
-        "subStatusCode": 0,
-        "statusReason": "",
-        "statusDescription": "",
-    },
-}
-_OUTBOUND_DEFAULTS = {
-    "match": {"serverVariable": "", "filterByTags": "", "pattern": "", "ignoreCase": True, "negate": False},
-    "action": {"type": "None", "value": "", "replace": True},
-}
 CONFIG_ELEMENT = "Microsoft.IIs.PowerShell.Framework.ConfigurationElement"
 CONFIG_ATTRIBUTE = "Microsoft.IIs.PowerShell.Framework.ConfigurationAttribute"
 APPHOST = "MACHINE/WEBROOT/APPHOST"
+_PREDICATE = re.compile(r"""@([\w.:-]+)\s*=\s*(?:'([^']*)'|"([^"]*)")""")
+_PREDICATE_GLUE = re.compile(r"^(?:\s|\]|\[|\band\b)*$")
 
 
 class IISPathError(LookupError):
@@ -99,11 +63,14 @@ class IISTargetError(LookupError):
     """A filter that names nothing at an existing path."""
 
 
+Step = tuple[str, dict[str, str]]  # element name, attribute predicates ([@name='X'])
+
+
 def typed(name: str, raw: str) -> Any:
     """An attribute value as the IIS provider returns it (bools and numbers typed)."""
-    if name in _BOOL_ATTRS:
+    if name in BOOL_ATTRS:
         return raw.lower() == "true"
-    if name in _INT_ATTRS:
+    if name in INT_ATTRS:
         try:
             return int(raw)
         except ValueError:
@@ -111,11 +78,57 @@ def typed(name: str, raw: str) -> Any:
     return raw
 
 
-def attr_text(value: Any) -> str:
-    """A PowerShell value written into the XML."""
+def attr_text(value: Any, name: str = "") -> str:
+    """A PowerShell value as IIS writes it into the file: canonical text for bool and number attributes."""
     if isinstance(value, bool):
         return "true" if value else "false"
-    return "" if value is None else str(value)
+    text = "" if value is None else str(value)
+    if name in BOOL_ATTRS and text.strip().lower() in ("true", "false"):
+        return text.strip().lower()
+    if name in INT_ATTRS and text.strip().lstrip("+-").isdigit():
+        return str(int(text))
+    return text
+
+
+def parse_filter(xfilter: str) -> list[Step]:
+    """``a/b/rule[@name='x/y']/match`` as steps; a ``/`` inside quotes or brackets does not split."""
+    steps: list[Step] = []
+    buf: list[str] = []
+    quote, depth = "", 0
+    for char in xfilter.strip() + "/":
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"" and depth:
+            quote = char
+        elif char in "[]":
+            depth += 1 if char == "[" else -1
+        elif char == "/" and not depth:
+            if "".join(buf).strip():
+                steps.append(_step("".join(buf).strip()))
+            buf = []
+            continue
+        buf.append(char)
+    return steps
+
+
+def _step(text: str) -> Step:
+    name, bracket, rest = text.partition("[")
+    where: dict[str, str] = {}
+    if bracket:
+        rest = bracket + rest
+        for found in _PREDICATE.finditer(rest):
+            where[found.group(1)] = found.group(2) if found.group(2) is not None else found.group(3)
+        if not _PREDICATE_GLUE.match(_PREDICATE.sub("", rest)):
+            raise IISTargetError(text)  # IIS filters compare attributes only ([@a='x' and @b='y'])
+    return name.strip(), where
+
+
+def _matches(element: ET.Element, where: dict[str, Any]) -> bool:
+    return all(element.get(str(k)) == attr_text(v, str(k)) for k, v in where.items())
+
+
+def _named(element: ET.Element, tag: str) -> list[ET.Element]:
+    return [c for c in element if c.tag.lower() == tag.lower()]
 
 
 @dataclass
@@ -135,7 +148,10 @@ class IIS:
 
     # -- paths ---------------------------------------------------------------------------------
     def location(self, pspath: str) -> str:
-        """``IIS:\\Sites\\Default Web Site\\owa`` or ``MACHINE/WEBROOT/APPHOST/...`` as a location."""
+        """``IIS:\\Sites\\Default Web Site\\owa`` or ``MACHINE/WEBROOT/APPHOST/...`` as a location.
+
+        ``IIS:\\`` and ``MACHINE/WEBROOT/APPHOST`` itself are the server level (applicationHost.config).
+        """
         path = pspath.strip().replace("\\", "/")
         lowered = path.lower()
         if lowered.startswith("iis:"):
@@ -146,10 +162,10 @@ class IIS:
             if head.lower() != "sites" or not tail:
                 raise IISPathError(pspath)
             path = tail
-        elif lowered.startswith(APPHOST.lower()):
+        elif lowered.rstrip("/") == APPHOST.lower():
+            return ""
+        elif lowered.startswith(APPHOST.lower() + "/"):
             path = path[len(APPHOST) :].strip("/")
-            if not path:
-                return ""  # server level (applicationHost.config), as on a real server
         else:
             raise IISPathError(pspath)
         site, _, app = path.partition("/")
@@ -177,58 +193,75 @@ class IIS:
 
     # -- reading -------------------------------------------------------------------------------
     def find(self, location: str, xfilter: str, create: bool = False) -> list[ET.Element]:
-        """Elements a filter names at a location; sections are created on write (``create``)."""
-        steps = [s for s in xfilter.strip().strip("/").split("/") if s]
-        root = self._root(location, create)
-        if create:
-            node = root
-            for step in steps:
-                if "[" in step or step in ("rule", "preCondition", "add"):
-                    break
-                child = node.find(step)
-                if child is None:
-                    child = ET.SubElement(node, step)
-                node = child
-        found = root.findall("/".join(steps)) if steps else [root]
-        if not found and steps and steps[-1] in _COLLECTION_ITEM and all("[" not in s for s in steps):
-            return [ET.Element(steps[-1])]  # an empty section: IIS reports it with an empty collection
-        return found
+        """The elements a filter names at a location.
 
-    def element_object(
-        self, element: ET.Element, location: str, xfilter: str, outbound: bool = False
-    ) -> PSObject:
-        """A ConfigurationElement as Get-WebConfiguration returns it."""
+        A schema child element or section the file leaves out reads as an empty element with its
+        defaults (a detached one, when ``create`` is False) and is written into the file when
+        ``create`` is True — as IIS creates it on the first write. Collection entries
+        (``rule[@name='X']``) are never made up: an unmatched entry gives no element.
+        """
+        nodes = [self._root(location, create)]
+        outbound = False
+        for name, where in parse_filter(xfilter):
+            parent_outbound, outbound = outbound, outbound or name.lower() == "outboundrules"
+            found: list[ET.Element] = []
+            for node in nodes:
+                hits = [c for c in _named(node, name) if _matches(c, where)]
+                if not hits and not where:
+                    tag = canonical(name)
+                    if tag in schema_of(node.tag, parent_outbound).children:
+                        hits = [ET.SubElement(node, tag) if create else ET.Element(tag)]
+                found += hits
+            nodes = found
+        return nodes
+
+    def element_object(self, element: ET.Element, location: str, xfilter: str) -> PSObject:
+        """A ConfigurationElement as Get-WebConfiguration returns it: every schema attribute and child."""
+        outbound = any(name.lower() == "outboundrules" for name, _ in parse_filter(xfilter))
+        return self._element_object(element, location, "/" + xfilter.strip().strip("/"), outbound)
+
+    def _element_object(self, element: ET.Element, location: str, xpath: str, outbound: bool) -> PSObject:
+        schema = schema_of(element.tag, outbound)
         obj = PSObject(type_names=(CONFIG_ELEMENT, "System.Object"))
-        defaults = dict(_DEFAULTS.get(element.tag, {}))
-        if outbound:
-            defaults.update(_OUTBOUND_DEFAULTS.get(element.tag, {}))
-        for name, value in defaults.items():
+        for name, value in schema.attributes.items():
             obj[name] = value
         for name, raw in element.attrib.items():
             obj[name] = typed(name, raw)
-        is_out = outbound or element.tag == "outboundRules"
-        for child in element:
-            if child.tag not in (_COLLECTION_ITEM.get(element.tag),):
-                obj[child.tag] = self.element_object(child, location, xfilter, is_out)
-        item_tag = _COLLECTION_ITEM.get(element.tag)
-        if item_tag:
+        children = list(schema.children) + [
+            c.tag for c in element if c.tag != schema.item and c.tag not in schema.children
+        ]
+        for tag in dict.fromkeys(children):
+            written = _named(element, tag)
+            child = written[0] if written else ET.Element(tag)
+            obj[tag] = self._element_object(
+                child, location, f"{xpath}/{tag}", outbound or tag == "outboundRules"
+            )
+        if schema.item:
             obj["Collection"] = [
-                self.element_object(c, location, xfilter, is_out) for c in element.findall(item_tag)
+                self._element_object(c, location, xpath, outbound) for c in _named(element, schema.item)
             ]
-        obj["ItemXPath"] = "/" + xfilter.strip("/")
+        obj["ItemXPath"] = xpath
         obj["PSPath"] = self.pspath_of(location)
         obj["Location"] = ""
         obj["ElementTagName"] = element.tag
         return obj
+
+    def effective(self, location: str) -> str:
+        """The location's configuration as IIS reads it, as canonical XML text.
+
+        Every modelled element carries all its schema attributes (defaults filled in) and its
+        schema children, so two files IIS reads alike give the same text — a restore that writes
+        defaults out explicitly reads back unchanged, while a changed value, entry or order shows.
+        """
+        return ET.canonicalize(ET.tostring(_filled(self._root(location, False), False), encoding="unicode"))
 
     # -- writing -------------------------------------------------------------------------------
     def remove(self, location: str, xfilter: str, at_element: dict[str, Any] | None) -> int:
         """Remove collection entries (``-Name . -AtElement @{name=...}``) or the elements a filter names."""
         removed = 0
         root = self._root(location, create=False)
-        steps = xfilter.strip().strip("/")
         parent_map = {c: p for p in root.iter() for c in p}
-        for element in root.findall(steps):
+        for element in self.find(location, xfilter):
             if at_element is not None:
                 for child in list(element):
                     if _matches(child, at_element):
@@ -239,53 +272,59 @@ class IIS:
                 removed += 1
         return removed
 
+    def _written(
+        self, location: str, xfilter: str, at_element: dict[str, Any] | None = None
+    ) -> list[ET.Element]:
+        """What a write addresses, created in the file as IIS does; IISTargetError when nothing matches."""
+
+        def targets(create: bool) -> list[ET.Element]:
+            found = self.find(location, xfilter, create)
+            if at_element is None:
+                return found
+            return [c for t in found for c in t if _matches(c, at_element)]
+
+        if not targets(False):
+            raise IISTargetError(xfilter)
+        return targets(True)
+
     def add(self, location: str, xfilter: str, value: dict[str, Any]) -> ET.Element:
         """Add a collection entry (``Add-WebConfigurationProperty -Name . -Value @{...}``)."""
-        targets = self.find(location, xfilter, create=True)
-        if not targets or targets[0] not in self._root(location, False).iter():
-            raise IISTargetError(xfilter)
-        collection = targets[0]
-        item_tag = _COLLECTION_ITEM.get(collection.tag, "add")
+        collection = self._written(location, xfilter)[0]
+        item_tag = schema_of(collection.tag, False).item or "add"
         key = value.get("name")
-        if key is not None and any(c.get("name") == str(key) for c in collection.findall(item_tag)):
+        if key is not None and any(c.get("name") == str(key) for c in _named(collection, item_tag)):
             raise FileExistsError(
                 f"Cannot add duplicate collection entry of type '{item_tag}' with unique key "
                 f"attribute 'name' set to '{key}'"
             )
-        return ET.SubElement(collection, item_tag, {k: attr_text(v) for k, v in value.items()})
+        return ET.SubElement(collection, item_tag, {k: attr_text(v, k) for k, v in value.items()})
 
     def set(
         self, location: str, xfilter: str, name: str, value: Any, at_element: dict[str, Any] | None
     ) -> None:
-        """Set an attribute, a child element's attributes (hashtable) or a collection's entries (list)."""
-        targets = self.find(location, xfilter, create=False)
-        targets = [t for t in targets if t in self._root(location, False).iter()]
-        if at_element is not None:
-            targets = [c for t in targets for c in t if _matches(c, at_element)]
-        parent_filter, _, last = xfilter.strip().rstrip("/").rpartition("/")
-        if not targets and at_element is None and last in ("match", "action", "conditions"):
-            # Schema-defined child elements of a rule always exist in IIS, even when not written out.
-            targets = [_child(p, last) for p in self.find(location, parent_filter, create=False)]
-        if not targets:
-            raise IISTargetError(xfilter)
-        for target in targets:
-            if isinstance(value, dict) and name in ("match", "action", "conditions"):
-                child = target.find(name)
-                if child is None:
-                    child = ET.SubElement(target, name)
-                child.attrib.update({k: attr_text(v) for k, v in value.items()})
-            elif isinstance(value, list) and name in _COLLECTION_ITEM:
-                child = target.find(name)
-                if child is None:
-                    child = ET.SubElement(target, name)
-                for old in child.findall(_COLLECTION_ITEM[name]):
-                    child.remove(old)
-                for item in value:
-                    ET.SubElement(
-                        child, _COLLECTION_ITEM[name], {k: attr_text(v) for k, v in dict(item).items()}
-                    )
+        """Set an attribute, or (hashtable / array value) a child element's attributes or a collection's
+        entries; ``-Name .`` is the addressed element itself (a collection's entries are replaced)."""
+        for target in self._written(location, xfilter, at_element):
+            if not isinstance(value, (dict, list)):
+                target.set(name, attr_text(value, name))
+                continue
+            element = target if name == "." else self.find_child(target, name)
+            item_tag = schema_of(element.tag, False).item
+            if item_tag:  # a collection: the value replaces its entries
+                for old in _named(element, item_tag):
+                    element.remove(old)
+                for item in value if isinstance(value, list) else [value]:
+                    ET.SubElement(element, item_tag, {k: attr_text(v, k) for k, v in dict(item).items()})
+            elif isinstance(value, dict):
+                element.attrib.update({k: attr_text(v, k) for k, v in value.items()})
             else:
-                target.set(name, attr_text(value))
+                raise IISTargetError(f"{xfilter}/{name}")
+
+    @staticmethod
+    def find_child(parent: ET.Element, name: str) -> ET.Element:
+        """A child element by name, created in the file when it is not written yet."""
+        written = _named(parent, name)
+        return written[0] if written else ET.SubElement(parent, canonical(name))
 
     def merge_rewrite(self, location: str, fragment: str) -> list[str]:
         """Apply a catalogue ``<rewrite>`` fragment: add every rule and precondition not present.
@@ -307,13 +346,13 @@ class IIS:
 
     def _add_copy(self, location: str, xfilter: str, item: ET.Element) -> bool:
         collection = self.find(location, xfilter, create=True)[0]
-        if any(c.get("name") == item.get("name") for c in collection.findall(item.tag)):
+        if any(c.get("name") == item.get("name") for c in _named(collection, item.tag)):
             return False
         collection.append(copy.deepcopy(item))
         return True
 
     def rule_names(self, location: str, xfilter: str) -> list[str]:
-        return [e.get("name", "") for e in self._root(location, False).findall(xfilter.strip("/"))]
+        return [e.get("name", "") for e in self.find(location, xfilter)]
 
     def applications(self, site: str) -> Iterable[tuple[str, str]]:
         for known, site_apps in self.apps.items():
@@ -322,11 +361,15 @@ class IIS:
         raise IISPathError(site)
 
 
-def _matches(element: ET.Element, at_element: dict[str, Any]) -> bool:
-    return all(element.get(str(k)) == attr_text(v) for k, v in at_element.items())
-
-
-def _child(parent: ET.Element, tag: str) -> ET.Element:
-    """The child element ``tag``, made empty when the file does not write it out (IIS schema default)."""
-    found = parent.find(tag)
-    return found if found is not None else ET.SubElement(parent, tag)
+def _filled(element: ET.Element, outbound: bool) -> ET.Element:
+    """A copy of ``element`` with every schema attribute and child written out (see ``IIS.effective``)."""
+    schema = schema_of(element.tag, outbound)
+    out = ET.Element(element.tag, {k: attr_text(v, k) for k, v in schema.attributes.items()})
+    out.attrib.update({k: attr_text(typed(k, v), k) for k, v in element.attrib.items()})
+    for tag in schema.children:  # in schema order, whatever order the file writes them in
+        written = _named(element, tag)
+        out.append(_filled(written[0] if written else ET.Element(tag), outbound or tag == "outboundRules"))
+    for child in element:  # collection entries (their order matters) and elements outside the schema
+        if child.tag not in schema.children:
+            out.append(_filled(child, outbound))
+    return out
