@@ -1,13 +1,17 @@
-"""Authentication and TLS of the lab, with plain pywinrm: Basic over HTTPS, NTLM with encryption."""
+"""Authentication and TLS of the lab, with plain pywinrm: Basic over HTTPS, NTLM with encryption,
+client certificates."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import requests
 import winrm
 from emconsole.backends.lab.fleet import LabFleet
+from emconsole.backends.lab.spec import LabSpec, SpecError
+from emconsole.backends.lab.wire.tls import LabCA
 from labfixture import lab_credentials
 
 LabFactory = Callable[..., LabFleet]
@@ -114,3 +118,46 @@ def test_wrong_credentials_fault_refuses_the_right_password(lab_factory: LabFact
         bad = winrm.Session(fleet.endpoint(1), auth=lab_credentials(fleet), transport=auth, proxy=None)
         with pytest.raises(winrm.exceptions.InvalidCredentialsError):
             bad.run_ps("x")
+
+
+def _cert_session(fleet: LabFleet, number: int, cert: Path, key: Path) -> winrm.Session:
+    return winrm.Session(
+        fleet.endpoint(number),
+        auth=(None, None),
+        transport="certificate",
+        cert_pem=str(cert),
+        cert_key_pem=str(key),
+        ca_trust_path=str(fleet.ca_path),
+        proxy=None,
+    )
+
+
+def test_client_certificate_auth_maps_the_subject_to_the_lab_account(
+    lab_factory: LabFactory, tmp_path: Path
+) -> None:
+    fleet = lab_factory(servers=2, scheme="https", auth="certificate", faults="wrong-credentials:1")
+    assert fleet.client_cert is not None and fleet.ca_path is not None
+    cert, key = fleet.client_cert
+    assert cert.parent == fleet.ca_path.parent and (key.stat().st_mode & 0o777) == 0o600
+    result = _cert_session(fleet, 2, cert, key).run_ps("$env:COMPUTERNAME; $env:USERNAME")
+    assert result.std_out == b"LAB-EX02\r\nlabadmin\r\n"
+    with pytest.raises(winrm.exceptions.InvalidCredentialsError):  # the password is not accepted
+        winrm.Session(
+            fleet.endpoint(2), auth=lab_credentials(fleet), transport="ssl", ca_trust_path=str(fleet.ca_path),
+            proxy=None,
+        ).run_ps("1")
+    with pytest.raises(winrm.exceptions.InvalidCredentialsError):  # the fault refuses a good certificate
+        _cert_session(fleet, 1, cert, key).run_ps("1")
+    # A certificate another CA signed is refused by TLS: the server hangs up (TLS 1.3 sends the client
+    # certificate after the client's handshake ends) or the handshake fails (SSLError).
+    other = LabCA(tmp_path)
+    with pytest.raises(requests.exceptions.ConnectionError):
+        _cert_session(fleet, 2, *other.issue_client("labadmin", "LAB")).run_ps("1")
+    assert fleet.ca is not None  # signed by the lab CA, but for an account the lab does not map
+    with pytest.raises(winrm.exceptions.InvalidCredentialsError):
+        _cert_session(fleet, 2, *fleet.ca.issue_client("mallory", "LAB", stem="mallory")).run_ps("1")
+
+
+def test_certificate_auth_needs_https() -> None:
+    with pytest.raises(SpecError, match="needs scheme https"):
+        LabSpec(auth="certificate").validate()

@@ -101,7 +101,9 @@ class LabFleet:
         self.wire: list[WireServer] = []
         self.counters = Counters()
         self.first_port = 0
+        self.ca: LabCA | None = None  # https: the CA that signs server (and client) certificates
         self.ca_path: Path | None = None
+        self.client_cert: tuple[Path, Path] | None = None  # (cert, key) PEM paths for certificate auth
         self._loop: WireLoop | None = None
         self._sockets: list[socket.socket] = []
         self._listeners: list[asyncio.AbstractServer] = []
@@ -144,8 +146,11 @@ class LabFleet:
             self.first_port, self._sockets = bind_port_range(spec.servers, spec.first_port, spec.seed)
             self.servers = spec.server_specs(self.first_port)
             https = spec.scheme == "https"
-            ca = LabCA(self.directory) if https else None
+            ca = self.ca = LabCA(self.directory) if https else None
             self.ca_path = ca.ca_path if ca else None
+            client_certs = spec.auth == "certificate"
+            if ca is not None and client_certs:
+                self.client_cert = ca.issue_client(spec.username, spec.domain)
             if spec.auth == "ntlm":
                 self._ntlm_file = NtlmUserFile(self.directory, spec.domain, spec.username, spec.password)
             authenticator = Authenticator(
@@ -162,7 +167,7 @@ class LabFleet:
                 if server_spec.faults.refuse:
                     continue  # bound, never listening: connections are refused
                 sock.listen(128)
-                context = ca.server_context(server_spec.faults.tls or "good") if ca else None
+                context = ca.server_context(server_spec.faults.tls or "good", client_certs) if ca else None
                 self._listeners.append(self._loop.run(self._listen(wire, sock, context)))
         except BaseException:
             self.stop()

@@ -44,6 +44,7 @@ MAX_SHELLS_PER_USER = 30
 IDLE_TIMEOUT_S = 7200.0  # WinRM's default shell IdleTimeout (PT7200S)
 
 TLS_FAULTS = ("wrong-name", "expired")
+AUTH_SCHEMES = ("basic", "ntlm", "certificate")
 # Fault names handled by someone else (the host factory); the PowerShell/Exchange emulation adds its own.
 HOST_FAULT_NAMES: set[str] = set()
 
@@ -114,8 +115,10 @@ class LabSpec:
             raise SpecError(f"servers must be between 1 and 5000, not {self.servers}")
         if self.scheme not in ("http", "https"):
             raise SpecError(f"scheme must be http or https, not {self.scheme!r}")
-        if self.auth not in ("basic", "ntlm"):
-            raise SpecError(f"auth must be basic or ntlm, not {self.auth!r}")
+        if self.auth not in AUTH_SCHEMES:
+            raise SpecError(f"auth must be one of {', '.join(AUTH_SCHEMES)}, not {self.auth!r}")
+        if self.auth == "certificate" and self.scheme != "https":
+            raise SpecError("auth certificate needs scheme https (client certificates are a TLS feature)")
         if self.first_port and not 1 <= self.first_port <= 65535 - self.servers + 1:
             raise SpecError(
                 f"ports {self.first_port}..{self.first_port + self.servers - 1} are not all valid"

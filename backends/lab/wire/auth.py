@@ -1,5 +1,7 @@
 """HTTP authentication as WinRM does it: Basic per request, NTLM per connection (then message
-encryption with the NTLM session keys, MS-WSMV 2.2.9.1.1).
+encryption with the NTLM session keys, MS-WSMV 2.2.9.1.1), or a client certificate (HTTPS only:
+the TLS handshake verified it against the lab CA; its subject's CN is mapped to the lab account,
+as WinRM's certificate mapping maps a certificate to a local user).
 
 pyspnego's NTLM acceptor checks passwords against the file named by ``NTLM_USER_FILE``
 (process-wide), so the lab writes one file for its single account and points the variable at it.
@@ -20,6 +22,8 @@ import spnego.exceptions
 BOUNDARY = b"--Encrypted Boundary"
 ENCRYPTED_PROTOCOL = "application/HTTP-SPNEGO-session-encrypted"
 ENCRYPTED_CONTENT_TYPE = f'multipart/encrypted;protocol="{ENCRYPTED_PROTOCOL}";boundary="Encrypted Boundary"'
+# The Authorization value a WS-Man client sends to ask for certificate auth (DSP0226 security profile).
+CERTIFICATE_PROFILE = "http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/https/mutual"
 
 
 class DecryptError(ValueError):
@@ -33,6 +37,7 @@ class ConnectionAuth:
     ntlm: spnego.ContextProxy | None = None
     user: str | None = None
     basic_cache: dict[str, bool] = field(default_factory=dict)
+    cert_subject: str | None = None  # CN of a verified client certificate (HTTPS)
 
 
 @dataclass(frozen=True)
@@ -44,7 +49,8 @@ class Verdict:
 
 
 class Authenticator:
-    """Accepts exactly one account, with one scheme (``basic`` or ``ntlm``), like a lab server's WinRM."""
+    """Accepts exactly one account, with one scheme (``basic``, ``ntlm`` or ``certificate``), like a lab
+    server's WinRM."""
 
     def __init__(
         self, scheme: str, username: str, password: str, domain: str, https: bool, allow_unencrypted: bool
@@ -70,6 +76,11 @@ class Authenticator:
 
     def check(self, authorization: str, conn: ConnectionAuth, *, refuse: bool) -> Verdict:
         """Check a request's Authorization header. ``refuse``: the wrong-credentials fault."""
+        if self.scheme == "certificate":
+            mapped = conn.cert_subject is not None and conn.cert_subject.lower() == self.username.lower()
+            if authorization.strip() != CERTIFICATE_PROFILE or refuse or not mapped:
+                return Verdict(None, ())
+            return Verdict(self.username)
         scheme, _, value = authorization.strip().partition(" ")
         scheme = scheme.lower()
         if self.scheme == "basic":

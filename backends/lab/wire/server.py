@@ -162,7 +162,7 @@ class WireServer:
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn = ConnectionAuth()
+        conn = ConnectionAuth(cert_subject=_peer_common_name(writer))
         try:
             while await self._serve_one(reader, writer, conn):
                 pass
@@ -378,6 +378,18 @@ class WireServer:
                 return self._fault(req, wsman_faults.timed_out())
         streams, exit_code = self.shells.take_output(command)
         return 200, soap.receive_response(req, command.id, streams, exit_code)
+
+
+def _peer_common_name(writer: asyncio.StreamWriter) -> str | None:
+    """The subject CN of the client certificate the TLS handshake verified (None without one)."""
+    cert = writer.get_extra_info("peercert")
+    if not cert:
+        return None
+    for rdn in cert.get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                return str(value)
+    return None
 
 
 def base64_decode(text: str) -> bytes:

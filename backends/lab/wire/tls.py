@@ -1,7 +1,10 @@
 """The lab's TLS: a CA made at start, server certificates it signs, and the broken ones faults use.
 
 EC P-256 keys keep generation in the milliseconds. The CA PEM is what a client trusts
-(pywinrm ``ca_trust_path``); private keys stay in the lab's own directory (mode 0600).
+(pywinrm ``ca_trust_path``); private keys stay in the lab's own directory (mode 0600). For
+client-certificate auth the CA also signs a client certificate for the lab account (subject CN and
+a UPN-style SAN ``user@domain``), written next to the CA as ``client.pem`` / ``client-key.pem``;
+server contexts then ask for a client certificate and check it against the CA.
 """
 
 from __future__ import annotations
@@ -113,11 +116,44 @@ class LabCA:
         path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         return path
 
-    def server_context(self, kind: str = "good") -> ssl.SSLContext:
-        """A server-side context presenting the certificate of that kind (made once, shared)."""
-        if kind not in self._contexts:
+    def issue_client(self, username: str, domain: str, stem: str = "client") -> tuple[Path, Path]:
+        """A client certificate for ``username`` signed by the CA: (``stem``.pem, ``stem``-key.pem)."""
+        now = dt.datetime.now(dt.timezone.utc)
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(_name(username))
+            .issuer_name(self._ca_cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=30))
+            .add_extension(
+                x509.SubjectAlternativeName([x509.RFC822Name(f"{username}@{domain.lower()}")]), critical=False
+            )
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .sign(self._ca_key, hashes.SHA256())
+        )
+        cert_path, key_path = self.directory / f"{stem}.pem", self.directory / f"{stem}-key.pem"
+        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        _write_private(
+            key_path,
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            ),
+        )
+        return cert_path, key_path
+
+    def server_context(self, kind: str = "good", client_certs: bool = False) -> ssl.SSLContext:
+        """A server-side context presenting the certificate of that kind (made once, shared);
+        ``client_certs``: ask for a client certificate and verify it against the CA."""
+        key = f"{kind}+client" if client_certs else kind
+        if key not in self._contexts:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.minimum_version = ssl.TLSVersion.TLSv1_2
             context.load_cert_chain(self._issue(kind), self._key_path)
-            self._contexts[kind] = context
-        return self._contexts[kind]
+            if client_certs:
+                context.load_verify_locations(cafile=str(self.ca_path))
+                context.verify_mode = ssl.CERT_OPTIONAL
+            self._contexts[key] = context
+        return self._contexts[key]
