@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from emconsole import paths
 from emconsole.knowledge import BuildRecord, CatalogueEntry, Knowledge, load_knowledge
+from emconsole.monitoring import CheckSettings
 from emconsole.remote import validate
 
 if sys.version_info >= (3, 11):
@@ -216,6 +217,7 @@ class Config(_Strict):
     keymap: dict[str, str] = Field(default_factory=dict)
     extra_builds: tuple[BuildRecord, ...] = ()
     extra_catalogue: tuple[CatalogueEntry, ...] = ()
+    check: CheckSettings = Field(default_factory=CheckSettings)
 
     @field_validator("keymap")
     @classmethod

@@ -269,6 +269,18 @@ class FleetEngine:
                     if self._views[name].loading:
                         self._set(name, loading=False)
 
+    # ------------------------------------------------------------------ discovery (read-only)
+    async def discover(self, seed: str) -> list[documents.DiscoveredServerDoc]:
+        """Get-ExchangeServer on the (configured) seed server: every Exchange server of the organisation.
+
+        Read-only, command log only; raises KeyError for a seed not in the config, BackendFailure
+        when the seed cannot be read.
+        """
+        server = self._views[self._canonical(seed)].config
+        doc, _ = await self._run_document(server, scripts.build_discover(server.name, server.ems.value))
+        assert isinstance(doc, documents.DiscoverDocument)
+        return list(doc.result.servers) if doc.result else []
+
     # ------------------------------------------------------------------ OCS test (read-only)
     async def test_ocs(self, names: Iterable[str]) -> AsyncIterator[OcsResult]:
         """Test-MitigationServiceConnectivity.ps1 per server; allowed in read-only mode."""

@@ -271,6 +271,7 @@ EXPECTED_COMMANDS = {
     | EXCHANGE
     | {"Get-OrganizationConfig", "Set-OrganizationConfig", "Get-ExchangeServer", "Set-ExchangeServer"},
     "test_ocs": BASE | EXCHANGE,
+    "discover": BASE | EXCHANGE | {"Get-ExchangeServer"},
 }
 EXPECTED_COMMANDS["unblock"] = EXPECTED_COMMANDS["block"]
 
@@ -322,6 +323,7 @@ def hostile_scripts() -> list[tuple[S.RemoteScript, dict[str, object]]]:
         (S.build_restore(NAME, BID), {"Identity": NAME, "BackupId": BID}),
         (S.build_set_enabled(NAME, "snapin", "org", False), {"Scope": "org", "Enabled": False}),
         (S.build_test_ocs(NAME, "snapin"), {"Identity": NAME, "Ems": "snapin"}),
+        (S.build_discover(NAME, "remoteexchange"), {"Identity": NAME, "Ems": "remoteexchange"}),
     ]
 
 
@@ -491,6 +493,7 @@ def test_largest_allowed_inputs_fit_the_command_line() -> None:
         S.build_restore(name, BID),
         S.build_set_enabled(name, "remoteexchange", "server", True),
         S.build_test_ocs(name, "remoteexchange"),
+        S.build_discover(name, "remoteexchange"),
         S.build_reapply(name),
     ]
     for b in biggest:

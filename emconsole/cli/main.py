@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, cast
 
 from emconsole import __version__
 
@@ -29,20 +29,52 @@ class CommandModule(Protocol):
 
 # name -> module (relative to emconsole.cli). Order is the order shown in --help.
 COMMANDS: dict[str, str] = {
+    "status": "status_cmd",
+    "check": "check_cmd",
+    "exposure": "exposure_cmd",
+    "reapply": "action_cmd",
+    "block": "action_cmd",
+    "unblock": "action_cmd",
+    "delete": "action_cmd",
+    "restore": "action_cmd",
+    "enable": "action_cmd",
+    "disable": "action_cmd",
+    "test-ocs": "ocs_cmd",
+    "report": "report_cmd",
+    "audit": "audit_cmd",
+    "discover": "discover_cmd",
     "config": "config_cmd",
     "lab": "lab_cmd",
 }
 
 # Help lines shown before a module is imported (keeps `emconsole --help` cheap).
 COMMAND_HELP: dict[str, str] = {
+    "status": "the fleet's EM state, one row per server (table, JSON, CSV, Markdown)",
+    "check": "monitoring check with Nagios/Icinga exit codes and perfdata",
+    "exposure": "which servers are fixed, protected or exposed to each CVE, and leftovers",
+    "reapply": "restart the EM service so it checks and applies mitigations again",
+    "block": "block mitigations (MitigationsBlocked) on servers",
+    "unblock": "unblock mitigations on servers",
+    "delete": "back up and delete mitigations' artifacts (rules, services, app pools)",
+    "restore": "restore a delete's backup on servers",
+    "enable": "switch EM on for servers or the organisation",
+    "disable": "switch EM off for servers or the organisation",
+    "test-ocs": "test the connection to the Office Config Service (read-only)",
+    "report": "a point-in-time report for a change ticket or a post-incident review",
+    "audit": "the audit log of changes, including outcome-unknown entries",
+    "discover": "list the Mailbox servers a seed server knows, as config entries",
     "config": "check the configuration file or show where it is looked for",
     "lab": "serve a lab fleet of emulated Exchange servers over WS-Management",
 }
 
 
 def _load(name: str) -> CommandModule:
+    """The module for ``name``; a module serving several commands gives one via ``for_command(name)``."""
     module = importlib.import_module(f"emconsole.cli.{COMMANDS[name]}")
-    return module  # type: ignore[return-value]
+    for_command = getattr(module, "for_command", None)
+    if for_command is not None:
+        return cast(CommandModule, for_command(name))
+    return module
 
 
 def build_parser(selected: str | None) -> argparse.ArgumentParser:

@@ -301,6 +301,26 @@ class OcsDocument(Envelope):
     result: OcsResult | None = None
 
 
+class DiscoveredServerDoc(_Doc):
+    """One Get-ExchangeServer object, as the discovery script normalises it."""
+
+    name: Str = ""
+    fqdn: Str = ""
+    version: Str = ""
+    roles: Str = ""
+    site: Str = ""
+    mailbox: bool | None = None
+    edge: bool | None = None
+
+
+class DiscoverResult(_Doc):
+    servers: _listof(DiscoveredServerDoc) = []  # type: ignore[valid-type]
+
+
+class DiscoverDocument(Envelope):
+    result: DiscoverResult | None = None
+
+
 # --------------------------------------------------------------------------- parsing
 
 SCHEMAS: dict[str, tuple[int, type[Envelope]]] = {
@@ -312,6 +332,7 @@ SCHEMAS: dict[str, tuple[int, type[Envelope]]] = {
     "restore": (1, RestoreDocument),
     "set_enabled": (1, SwitchDocument),
     "test_ocs": (1, OcsDocument),
+    "discover": (1, DiscoverDocument),
 }
 _START = re.compile(r'\{\s*"schema"\s*:')
 

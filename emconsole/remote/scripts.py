@@ -48,6 +48,7 @@ OPERATIONS: dict[str, tuple[int, tuple[str, ...]]] = {
     "restore": (1, ("prelude", "restore", "epilogue")),
     "set_enabled": (1, ("prelude", "ems", "switch", "epilogue")),
     "test_ocs": (1, ("prelude", "ems", "ocs", "epilogue")),
+    "discover": (1, ("prelude", "ems", "discover", "epilogue")),
 }
 
 
@@ -272,6 +273,18 @@ def build_test_ocs(identity: str, ems: str) -> RemoteScript:
     """Test-MitigationServiceConnectivity.ps1 on the server (read-only)."""
     return _build(
         "test_ocs",
+        validate.identity(identity),
+        [
+            ("Ems", quote(validate.ems_mode(ems))),
+            ("NeedEms", quote_bool(True)),
+        ],
+    )
+
+
+def build_discover(identity: str, ems: str) -> RemoteScript:
+    """Get-ExchangeServer on one (seed) server: every Exchange server of the organisation (read-only)."""
+    return _build(
+        "discover",
         validate.identity(identity),
         [
             ("Ems", quote(validate.ems_mode(ems))),
