@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from emconsole.backends.lab.exchange.iis_schema import BOOL_ATTRS, INT_ATTRS, canonical, schema_of
+from emconsole.backends.lab.exchange.iis_schema import BOOL_ATTRS, ENUMS, INT_ATTRS, canonical, schema_of
 from emconsole.backends.lab.pwsh.api import PSObject
 
 FRONT_END = "Default Web Site"
@@ -79,7 +79,7 @@ def typed(name: str, raw: str) -> Any:
 
 
 def attr_text(value: Any, name: str = "") -> str:
-    """A PowerShell value as IIS writes it into the file: canonical text for bool and number attributes."""
+    """A PowerShell value as IIS writes it to the file: canonical text for bool, number and enum values."""
     if isinstance(value, bool):
         return "true" if value else "false"
     text = "" if value is None else str(value)
@@ -87,6 +87,12 @@ def attr_text(value: Any, name: str = "") -> str:
         return text.strip().lower()
     if name in INT_ATTRS and text.strip().lstrip("+-").isdigit():
         return str(int(text))
+    if name in ENUMS:
+        names = ENUMS[name]
+        key = text.strip()
+        if key.isdigit() and int(key) in names:
+            return names[int(key)]
+        return next((n for n in names.values() if n.lower() == key.lower()), text)
     return text
 
 

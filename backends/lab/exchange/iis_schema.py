@@ -82,6 +82,14 @@ _OUTBOUND: dict[str, ElementSchema] = {
     ),
     "action": ElementSchema({"type": "None", "value": "", "replace": True}),
 }
+# Enum attributes: IIS stores an enum by its name, whether it was written by name (any case) or number.
+ENUMS: dict[str, dict[int, str]] = {
+    "patternSyntax": {0: "ECMAScript", 1: "Wildcard", 2: "ExactMatch"},
+    "logicalGrouping": {0: "MatchAll", 1: "MatchAny"},
+    "matchType": {0: "Pattern", 1: "IsFile", 2: "IsDirectory"},
+    "type": {0: "None", 1: "Rewrite", 2: "Redirect", 3: "CustomResponse", 4: "AbortRequest"},
+    "redirectType": {301: "Permanent", 302: "Found", 303: "SeeOther", 307: "Temporary"},
+}
 _UNKNOWN = ElementSchema()
 _CANONICAL = {tag.lower(): tag for table in (_INBOUND, _OUTBOUND) for tag in table}
 _DEFAULTS = [d for table in (_INBOUND, _OUTBOUND) for s in table.values() for d in s.attributes.items()]

@@ -17,7 +17,7 @@ import tree_sitter
 from emconsole.backends.lab.pwsh import methods
 from emconsole.backends.lab.pwsh.api import CmdletSpec, ErrorRecord, PSError, PSObject, ScriptBlock
 from emconsole.backends.lab.pwsh.binder import Arg, Param, bind
-from emconsole.backends.lab.pwsh.render import HostText, WarningRecord
+from emconsole.backends.lab.pwsh.records import InformationRecord, WarningRecord
 from emconsole.backends.lab.pwsh.session import CommandRegistry, Session
 from emconsole.backends.lab.pwsh.subset import CAST_TYPES, type_key, variable_name
 from emconsole.backends.lab.pwsh.syntax import ParsedScript
@@ -135,8 +135,9 @@ class CommandCall:
             self._interpreter.emit("warning", text)
 
     def write_host(self, text: str, newline: bool = True) -> None:
-        """Host text (a line unless ``newline`` is False, as Write-Host -NoNewline)."""
-        self._interpreter.emit("host", text + "\n" if newline else text)
+        """Host text (a line unless ``newline`` is False, as Write-Host -NoNewline): an InformationRecord."""
+        record = InformationRecord(text, newline=newline, source=self.spec.name, when=self._interpreter.now())
+        self._interpreter.emit("host", record)
 
 
 class Interpreter:
@@ -168,9 +169,7 @@ class Interpreter:
     def emit(self, stream: str, payload: Any) -> None:
         for streams, sink in reversed(self._merges):
             if stream in streams:
-                sink.append(
-                    {"error": lambda p: p, "warning": WarningRecord, "host": HostText}[stream](payload)
-                )
+                sink.append(WarningRecord(payload) if stream == "warning" else payload)
                 return
         if stream == "error":
             self.last_ok = False

@@ -11,26 +11,10 @@ from datetime import datetime
 from typing import Any
 
 from emconsole.backends.lab.pwsh.api import ErrorRecord, PSObject
+from emconsole.backends.lab.pwsh.records import InformationRecord, WarningRecord
 from emconsole.backends.lab.pwsh.values import Hashtable, to_string
 
 NEWLINE = "\r\n"
-
-
-class WarningRecord:
-    """A warning that ``3>&1`` / ``*>&1`` merged into the output stream."""
-
-    def __init__(self, message: str) -> None:
-        self.message = message
-
-
-class HostText:
-    """Write-Host text that ``6>&1`` / ``*>&1`` merged into the output stream (an InformationRecord)."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-    def __str__(self) -> str:
-        return self.text
 
 
 def display_date(value: datetime) -> str:
@@ -95,7 +79,11 @@ def render(items: list[Any]) -> str:
     index = 0
     while index < len(items):
         item = items[index]
-        if isinstance(item, PSObject) and len(item.properties()) <= 4 and item.properties():
+        if isinstance(item, InformationRecord):
+            lines.append(item.text)
+        elif isinstance(item, WarningRecord):
+            lines.append(f"WARNING: {item.message}")
+        elif isinstance(item, PSObject) and len(item.properties()) <= 4 and item.properties():
             names = [name.lower() for name, _ in item.properties()]
             run = [item]
             while (
@@ -110,10 +98,6 @@ def render(items: list[Any]) -> str:
             lines += _list(item)
         elif isinstance(item, ErrorRecord):
             lines.append(error_text(item))
-        elif isinstance(item, HostText):
-            lines.append(item.text.rstrip("\n"))
-        elif isinstance(item, WarningRecord):
-            lines.append(f"WARNING: {item.message}")
         elif item is not None:
             lines.append(scalar_text(item))
         index += 1

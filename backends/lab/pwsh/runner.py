@@ -101,7 +101,7 @@ def run_script(text: str, *, context: RunContext) -> ScriptResult:
     def flush_streams() -> None:
         for stream, payload in interpreter.streams:
             if stream == "host":
-                stdout.append(payload.replace("\n", NEWLINE))
+                stdout.append(payload.host_output().replace("\n", NEWLINE))
         interpreter.streams[:] = [(s, p) for s, p in interpreter.streams if s != "host"]
 
     def out_default(items: list[Any]) -> None:
