@@ -13,8 +13,8 @@ Transport faults (the wire's): ``latency=MS``, ``hang``, ``refuse``, ``wrong-cre
 ``tls=wrong-name|expired``, ``expire=SECONDS`` (shell idle timeout: a shell idle that long is gone,
 the next request on it gets InvalidSelectors), ``quota=N`` (MaxShellsPerUser), ``http-error=STATUS``
 (default 503, HTML body), ``reset`` (connection reset mid-response).
-Names in ``HOST_FAULT_NAMES`` (registered by the PowerShell/Exchange emulation, which
-``host_fault_names`` imports first) land in ``ServerSpec.host_faults`` for the host factory; any
+Names in ``HOST_FAULTS`` (registered by the PowerShell/Exchange emulation, which
+``host_faults`` imports first) land in ``ServerSpec.host_faults`` for the host factory; any
 other name is an error.
 
 A server's table (``per_server[N]``, ``[server.N]`` in a lab file) holds ``faults`` and the
@@ -45,19 +45,20 @@ IDLE_TIMEOUT_S = 7200.0  # WinRM's default shell IdleTimeout (PT7200S)
 
 TLS_FAULTS = ("wrong-name", "expired")
 AUTH_SCHEMES = ("basic", "ntlm", "certificate")
-# Fault names handled by someone else (the host factory); the PowerShell/Exchange emulation adds its own.
-HOST_FAULT_NAMES: set[str] = set()
+# Faults handled behind the wire (name -> (usage, what it does)), registered by the host: the
+# PowerShell/Exchange emulation adds its own.
+HOST_FAULTS: dict[str, tuple[str, str]] = {}
 
 
-def host_fault_names() -> set[str]:
-    """Every registered host fault name, the Exchange emulation's always among them.
+def host_faults() -> dict[str, tuple[str, str]]:
+    """Every registered host fault, the Exchange emulation's always among them.
 
     Why the import here: a spec can be checked before anything imported the emulation (``emconsole
     lab --faults ocs-unreachable``), and its fault names must be known by then.
     """
     import emconsole.backends.lab.exchange.spec  # noqa: F401  (registers its HOST_FAULTS)
 
-    return HOST_FAULT_NAMES
+    return HOST_FAULTS
 
 
 class SpecError(ValueError):
@@ -145,7 +146,7 @@ class LabSpec:
         chosen = parse_faults(self.faults, self.servers, self.seed)
         specs = []
         for number in range(1, self.servers + 1):
-            faults, host_faults = base, {}
+            faults, own_host_faults = base, {}
             items = list(chosen.get(number, []))
             extra = self.per_server.get(number, {})
             items += [
@@ -154,37 +155,44 @@ class LabSpec:
                 if n == number
                 for item in its
             ]
-            host_names = host_fault_names()
+            host_names = host_faults()
             for name, value in items:
                 if name in host_names:
-                    host_faults[name] = value
+                    own_host_faults[name] = value
                 else:
                     faults = _apply_transport_fault(faults, name, value)
             own = {k: v for k, v in extra.items() if k not in ("faults", "exchange")}
             exchange = {**self.exchange, **own, **dict(extra.get("exchange", {}))}
             specs.append(
                 ServerSpec(
-                    number, self.server_name(number), first_port + number - 1, faults, host_faults, exchange
+                    number,
+                    self.server_name(number),
+                    first_port + number - 1,
+                    faults,
+                    own_host_faults,
+                    exchange,
                 )
             )
         return specs
 
 
-_TRANSPORT_FAULTS = (
-    "latency",
-    "hang",
-    "refuse",
-    "wrong-credentials",
-    "tls",
-    "expire",
-    "quota",
-    "http-error",
-    "reset",
-)
+# name -> (usage, what it does): the wire's own faults.
+TRANSPORT_FAULTS: dict[str, tuple[str, str]] = {
+    "latency": ("latency=MS", "add MS milliseconds to every request"),
+    "hang": ("hang", "read requests, never answer (the client's read timeout fires)"),
+    "refuse": ("refuse", "the port is bound but not listening: connections are refused"),
+    "wrong-credentials": ("wrong-credentials", "answer 401 to the right password or certificate too"),
+    "tls": ("tls=wrong-name|expired", "https: a certificate for another name, or an expired one"),
+    "expire": ("expire=SECONDS", "shells idle that long are gone (the next request: InvalidSelectors)"),
+    "quota": ("quota=N", f"MaxShellsPerUser (default {MAX_SHELLS_PER_USER}): one more Create is a fault"),
+    "http-error": ("http-error=STATUS", "a 5xx with an HTML body before authentication (default 503)"),
+    "reset": ("reset", "reset the connection in the middle of every response"),
+}
+_TRANSPORT_FAULTS = tuple(TRANSPORT_FAULTS)
 
 
 def _known_faults() -> str:
-    return ", ".join(_TRANSPORT_FAULTS + tuple(sorted(host_fault_names())))
+    return ", ".join(_TRANSPORT_FAULTS + tuple(sorted(host_faults())))
 
 
 def _apply_transport_fault(faults: TransportFaults, name: str, value: str) -> TransportFaults:
@@ -223,7 +231,7 @@ def parse_faults(text: str, servers: int, seed: int) -> dict[int, list[tuple[str
     """Parse the fault syntax into server number -> [(name, value)], checking every name and value."""
     result: dict[int, list[tuple[str, str]]] = {}
     rng = random.Random(seed)
-    host_names = host_fault_names()
+    host_names = host_faults()
     for raw in text.split(";"):
         item = raw.strip()
         if not item:

@@ -26,18 +26,24 @@ from emconsole.backends.lab import spec as lab_spec
 from emconsole.backends.lab.exchange import builds
 from emconsole.backends.lab.exchange.clock import DEFAULT_START, DEMO_RATE
 
-# name -> takes a value. Kept in step with HostFaults in org.py.
-HOST_FAULTS: dict[str, bool] = {
-    "ems-unavailable": False,  # the snap-in / RemoteExchange.ps1 cannot load
-    "ad-second-hop": False,  # Exchange cmdlets fail with ADOperationException (no delegated credentials)
-    "ocs-unreachable": False,  # the EM service cannot reach OCS: 1008 events, warning in Get-Mitigations.ps1
-    "service-stopped": False,  # MSExchangeMitigation stopped (start type kept)
-    "service-disabled": False,  # MSExchangeMitigation stopped and disabled
-    "garbage": False,  # stdout replaced by bytes that are no text
-    "truncate": False,  # stdout cut in the middle
-    "slow": True,  # slow=SECONDS: the command takes that long (inf = hangs)
+# name -> (usage, what it does); kept in step with HostFaults in org.py and builder.host_faults.
+HOST_FAULTS: dict[str, tuple[str, str]] = {
+    "ems-unavailable": ("ems-unavailable", "the snap-in / RemoteExchange.ps1 cannot load (AddPSSnapInRead)"),
+    "ad-second-hop": (
+        "ad-second-hop",
+        "Exchange cmdlets fail with ADOperationException, as without delegated credentials",
+    ),
+    "ocs-unreachable": (
+        "ocs-unreachable",
+        "the EM service cannot reach OCS: event 1008, Test-MitigationServiceConnectivity fails",
+    ),
+    "service-stopped": ("service-stopped", "MSExchangeMitigation starts out stopped (start type kept)"),
+    "service-disabled": ("service-disabled", "MSExchangeMitigation starts out stopped and disabled"),
+    "garbage": ("garbage", "every command's stdout is replaced by bytes that are no text"),
+    "truncate": ("truncate", "every command's stdout is cut in the middle"),
+    "slow": ("slow=SECONDS", "every command takes that long (default 30; inf = never ends)"),
 }
-lab_spec.HOST_FAULT_NAMES.update(HOST_FAULTS)
+lab_spec.HOST_FAULTS.update(HOST_FAULTS)
 
 BUILD_MIX = (
     "2019 CU15 Feb26SU",
