@@ -3,7 +3,6 @@ the lab's own state — against both block-matching settings."""
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -25,22 +24,11 @@ async def act(engine: FleetEngine, **fields: object) -> list[ActionOutcome]:
     return await collect(engine.execute(plan))
 
 
-# IIS schema defaults: a restore that writes them explicitly leaves the same effective configuration.
-IIS_DEFAULTS = {"stopProcessing": "False", "patternSyntax": "ECMAScript", "statusCode": "0",
-                "negate": "False", "logicalGrouping": "MatchAll"}
-
-
 def iis_snapshot(lab: Lab, name: str) -> dict[str, str]:
-    """Every IIS configuration of the server, canonical, with schema defaults left implicit."""
-    out = {}
-    for loc, root in lab.org.server(name).iis.config.items():
-        copy = ET.fromstring(ET.tostring(root))
-        for element in copy.iter():
-            for key, default in IIS_DEFAULTS.items():
-                if element.get(key) == default:
-                    del element.attrib[key]
-        out[loc] = ET.canonicalize(ET.tostring(copy, encoding="unicode"))
-    return out
+    """Every IIS configuration of the server as IIS reads it (schema defaults filled in: a restore
+    that writes them out explicitly, as real IIS does, reads back the same)."""
+    iis = lab.org.server(name).iis
+    return {loc: iis.effective(loc) for loc in iis.config}
 
 
 @pytest.fixture(params=["short", "full"])
