@@ -13,7 +13,7 @@ from test_remote_lab import send
 
 from emconsole.models import ActionKind, OutcomeStatus
 from emconsole.remote import scripts as S
-from emconsole.remote.documents import OcsDocument
+from emconsole.remote.documents import OcsDocument, StatusDocument
 from emconsole.remote.results import outcome
 
 OCS = "https://officeclient.microsoft.com/getexchangemitigations"
@@ -55,6 +55,14 @@ def test_ocs_script_reads_the_host_lines(
     assert isinstance(doc, OcsDocument) and doc.code == "" and doc.result is not None
     assert doc.result.lines == lines
     assert outcome(doc, "EX01", ActionKind.TEST_OCS).status is status
+
+
+def test_status_script_keeps_the_warning_text_of_get_mitigations() -> None:
+    """status.ps1 reads Get-Mitigations.ps1 with ``*>&1`` and keeps what is not a row as ``[string]``."""
+    org = make_org({"EX01": {"build": "2019 CU15 Feb26SU", "faults": {"ocs-unreachable": ""}}})
+    doc = send(org, "EX01", S.build_status("EX01", "snapin"))
+    assert isinstance(doc, StatusDocument) and doc.result is not None
+    assert doc.result.mitigations_output == ["Connection with Mitigation Endpoint was not successful."]
 
 
 def lines_of(org: Organisation, script: str) -> list[str]:
