@@ -182,6 +182,24 @@ def test_a_hung_command_holds_no_thread_and_is_terminated_by_signal(lab_factory:
     assert fleet.counters.snapshot()["threads"] == threads
 
 
+@pytest.mark.parametrize("host", [stub_host, None], ids=["stub", "exchange"])
+def test_a_command_that_is_not_powershell_is_refused_as_cmd_exe_does(
+    lab_factory: LabFactory, host: HostFactory | None
+) -> None:
+    fleet = lab_factory(servers=1, host_factory=host)
+    p = protocol(fleet)
+    shell = p.open_shell()
+    command = p.run_command(shell, "ipconfig", ["/all"])
+    out, err, code = p.get_command_output(shell, command)
+    p.cleanup_command(shell, command)
+    p.close_shell(shell)
+    assert (out, code) == (b"", 1)
+    assert err == (
+        b"'ipconfig' is not recognized as an internal or external command,\r\n"
+        b"operable program or batch file.\r\n"
+    )
+
+
 def test_unknown_shell_and_unsupported_action_are_wsman_faults(lab_factory: LabFactory) -> None:
     fleet = lab_factory(servers=1)
     p = protocol(fleet)

@@ -47,3 +47,13 @@ class PowerShellHost(Protocol):
     """Runs one command for one server of the lab."""
 
     def run(self, request: CommandRequest, context: ShellContext) -> HostResult: ...
+
+
+def not_a_program(request: CommandRequest, codepage: int) -> HostResult:
+    """What cmd.exe answers for a command line that is not a program the lab runs (only PowerShell is)."""
+    from emconsole.backends.lab.wire.codepage import encode_console
+
+    program = request.command_line.split(" ", 1)[0]
+    text = f"'{program}' is not recognized as an internal or external command,\n"
+    text += "operable program or batch file.\n"
+    return HostResult(b"", encode_console(text, codepage), 1)

@@ -12,8 +12,7 @@ import threading
 
 from emconsole.backends.lab.exchange.commands import build_registry
 from emconsole.backends.lab.exchange.org import LabServer, Organisation
-from emconsole.backends.lab.host import CommandRequest, HostResult, ShellContext
-from emconsole.backends.lab.pwsh.clixml import streams_document
+from emconsole.backends.lab.host import CommandRequest, HostResult, ShellContext, not_a_program
 from emconsole.backends.lab.pwsh.runner import RunContext, run_script
 from emconsole.backends.lab.pwsh.session import CommandRegistry
 from emconsole.backends.lab.wire.codepage import encode_console
@@ -37,11 +36,7 @@ class ExchangeHost:
     def run(self, request: CommandRequest, context: ShellContext) -> HostResult:
         server = self.org.server(context.server_name)
         if request.script is None:
-            text = (
-                f"'{request.command_line.split(' ', 1)[0]}' is not recognized as an internal or external "
-                "command,\r\noperable program or batch file.\r\n"
-            )
-            return HostResult(b"", encode_console(text, context.codepage), 1)
+            return not_a_program(request, context.codepage)
         self.org.sync()
         env = {**server.env, **context.env, "USERNAME": context.username or "labadmin"}
         with server.lock:
@@ -61,8 +56,3 @@ class ExchangeHost:
             stdout = bytes(rng.randrange(256) for _ in range(max(64, len(stdout))))
         duration = math.inf if math.isinf(faults.slow_s) else faults.slow_s
         return HostResult(stdout, stderr, result.exit_code, duration)
-
-
-def parse_error_stderr(message: str) -> str:
-    """A CLIXML error stream with one message (for callers that refuse before running anything)."""
-    return streams_document([("Error", message)])

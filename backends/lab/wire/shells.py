@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from emconsole.backends.lab.host import CommandRequest, HostResult, PowerShellHost, ShellContext
-from emconsole.backends.lab.wire import clixml
+from emconsole.backends.lab.pwsh.clixml import streams_document
 from emconsole.backends.lab.wire.cmdline import EXIT_BAD_PARAMETER, Decoded
 from emconsole.backends.lab.wire.codepage import decode_console, encode_console
 from emconsole.backends.lab.wire.counters import Counters
@@ -147,7 +147,7 @@ class ShellTable:
             command.result = self.host.run(request, context)
         except Exception as exc:  # a host bug must not take the server down: report it like PowerShell would
             self.counters.host_errors += 1
-            text = clixml.error_stream(f"The lab host failed: {type(exc).__name__}: {exc}")
+            text = streams_document([("Error", f"The lab host failed: {type(exc).__name__}: {exc}")])
             command.result = HostResult(b"", encode_console(text, shell.codepage), 1)
 
     def take_output(self, command: Command) -> tuple[list[tuple[str, str, bool]], int | None]:
