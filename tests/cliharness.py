@@ -1,16 +1,20 @@
 """Run headless commands against a lab fleet, in-process, through the real config file, the real
 WinRM backend and the real engine — exactly what `emconsole ...` does, with stdout/stderr captured.
 
-    def test_x(cli_lab):
+    def test_x(cli_lab):                       # a lab per test
         lab = cli_lab(servers=3, per_server={...})
         code, out, err = lab.run("status", "--format", "json")
+
+    with running_cli_lab(folder, servers=9) as lab:   # a lab shared by a module's tests
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import json
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,20 +71,34 @@ def write_config(lab: Lab, path: Path, audit_path: Path, extra: str = "") -> Non
     path.write_text("\n".join(lines), encoding="utf-8")
 
 
-@pytest.fixture
-def cli_lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., CliLab]]:
-    """Call with LabSpec fields (and ``config_extra=`` TOML text) to start a lab and write its config."""
-    started: list[Lab] = []
-
-    def factory(config_extra: str = "", **fields: Any) -> CliLab:
-        lab = start_lab(**fields)
-        started.append(lab)
-        monkeypatch.setenv(LAB_PASSWORD_ENV, lab.fleet.spec.password)
-        config = tmp_path / f"config{len(started)}.toml"
-        audit = tmp_path / f"audit{len(started)}.jsonl"
+@contextlib.contextmanager
+def running_cli_lab(folder: Path, config_extra: str = "", **fields: Any) -> Iterator[CliLab]:
+    """A started lab (LabSpec ``fields``) with its config in ``folder`` and its password in the
+    environment (as ``password_from`` says); stopped and the environment restored afterwards."""
+    lab = start_lab(**fields)
+    old = os.environ.get(LAB_PASSWORD_ENV)
+    os.environ[LAB_PASSWORD_ENV] = lab.fleet.spec.password
+    try:
+        config, audit = folder / "config.toml", folder / "audit.jsonl"
         write_config(lab, config, audit, config_extra)
-        return CliLab(lab, config, audit)
-
-    yield factory
-    for lab in started:
+        yield CliLab(lab, config, audit)
+    finally:
         lab.stop()
+        if old is None:
+            os.environ.pop(LAB_PASSWORD_ENV, None)
+        else:
+            os.environ[LAB_PASSWORD_ENV] = old
+
+
+@pytest.fixture
+def cli_lab(tmp_path: Path) -> Iterator[Callable[..., CliLab]]:
+    """Call with LabSpec fields (and ``config_extra=`` TOML text) to start a lab and write its config."""
+    numbers = itertools.count(1)
+    with contextlib.ExitStack() as stack:
+
+        def factory(config_extra: str = "", **fields: Any) -> CliLab:
+            folder = tmp_path / f"lab{next(numbers)}"
+            folder.mkdir()
+            return stack.enter_context(running_cli_lab(folder, config_extra, **fields))
+
+        yield factory

@@ -215,10 +215,10 @@ def _doc(spec: ActionSpec, args: argparse.Namespace, plans: list[ActionPlan], ou
         steps=[StepOut(server=s.server, summary=s.summary, script=s.script_text if args.show_script else None,
                        script_sha256=s.script.sha256) for p in plans for s in p.steps],
         skipped=[SkippedOut(server=n, reason=r) for p in plans for n, r in p.skipped],
-        outcomes=[OutcomeOut(server=o.server, status=o.status.value, detail=o.detail,
+        outcomes=[OutcomeOut(server=o.server, status=o.status, detail=o.detail,
                              duration_s=round(o.duration, 3),
                              backup_id=str(o.backup.get("backup_id")) if o.backup else None,
-                             error=ErrorOut(kind=o.failure.kind.value, message=o.failure.message)
+                             error=ErrorOut(kind=o.failure.kind, message=o.failure.message)
                              if o.failure else None) for o in outcomes],
         ok=executed and all(o.status.value == "done" for o in outcomes),
     )

@@ -13,9 +13,18 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from emconsole.exposure import Exposure
+from emconsole.exposure import Exposure, ExposureState, Reason
 from emconsole.knowledge import Knowledge
-from emconsole.models import Artifact, ServerState
+from emconsole.models import (
+    Artifact,
+    ArtifactKind,
+    FailureKind,
+    MitigationKind,
+    MitigationStatus,
+    OutcomeStatus,
+    ServerState,
+)
+from emconsole.monitoring import FindingCode
 from emconsole.serverfacts import build_of, drift, ocs_reachable
 
 SCHEMA_VERSION = 1
@@ -39,7 +48,7 @@ class _Doc(_Out):
 
 
 class ErrorOut(_Out):
-    kind: str
+    kind: FailureKind
     message: str
 
 
@@ -57,7 +66,7 @@ class ServiceOut(_Out):
 
 
 class ArtifactOut(_Out):
-    kind: str
+    kind: ArtifactKind
     name: str
     mitigation_id: str | None
     pspath: str | None = None
@@ -67,8 +76,8 @@ class ArtifactOut(_Out):
 
 class MitigationOut(_Out):
     id: str
-    kind: str
-    status: str
+    kind: MitigationKind
+    status: MitigationStatus
     raw_status: str | None
     description: str
     blocked: bool
@@ -113,7 +122,7 @@ class ServerOut(_Out):
 def _artifact(a: Artifact) -> ArtifactOut:
     state = a.app_pool_state if a.kind.value == "app_pool" else (
         f"{a.service_status}/{a.start_type}" if a.kind.value == "service" else None)
-    return ArtifactOut(kind=a.kind.value, name=a.name, mitigation_id=a.mitigation_id, pspath=a.pspath,
+    return ArtifactOut(kind=a.kind, name=a.name, mitigation_id=a.mitigation_id, pspath=a.pspath,
                        direction=a.direction.value if a.direction else None, state=state)
 
 
@@ -124,7 +133,7 @@ def server_out(view: Any, knowledge: Knowledge, *, events: int | None = None) ->
     common: dict[str, Any] = {
         "name": view.name, "host": view.config.host, "tags": dict(view.config.tags),
         "reachable": failure is None and state is not None,
-        "error": None if failure is None else ErrorOut(kind=failure.kind.value, message=failure.message),
+        "error": None if failure is None else ErrorOut(kind=failure.kind, message=failure.message),
         "refreshed_at": view.refreshed_at, "pending_check": list(getattr(view, "pending_check", ())),
     }
     if state is None:
@@ -142,7 +151,7 @@ def server_out(view: Any, knowledge: Knowledge, *, events: int | None = None) ->
         service=None if svc is None else ServiceOut(status=svc.status, start_type=svc.start_type,
                                                     process_id=svc.process_id),
         ocs_reachable=ocs_reachable(state), applied=list(state.applied), blocked=list(state.blocked),
-        mitigations=[MitigationOut(id=m.id, kind=m.kind.value, status=m.status.value, raw_status=m.raw_status,
+        mitigations=[MitigationOut(id=m.id, kind=m.kind, status=m.status, raw_status=m.raw_status,
                                    description=m.description, blocked=state.is_blocked(m.id))
                      for m in state.mitigations],
         artifacts=[_artifact(a) for a in state.artifacts],
@@ -162,7 +171,7 @@ class StatusDoc(_Doc):
 
 
 class ReasonOut(_Out):
-    code: str
+    code: Reason
     text: str
 
 
@@ -175,7 +184,7 @@ class ExposureOut(_Out):
     server: str
     cve: str
     mitigation_ids: list[str]
-    state: Literal["fixed", "protected", "exposed", "unknown"]
+    state: ExposureState
     at_risk: bool
     reasons: list[ReasonOut]
     fix: str
@@ -188,8 +197,8 @@ class ExposureOut(_Out):
 
 def exposure_out(e: Exposure) -> ExposureOut:
     return ExposureOut(
-        server=e.server, cve=e.cve, mitigation_ids=list(e.mitigation_ids), state=e.state.value,
-        at_risk=e.at_risk, reasons=[ReasonOut(code=r.code.value, text=r.text) for r in e.reasons],
+        server=e.server, cve=e.cve, mitigation_ids=list(e.mitigation_ids), state=e.state,
+        at_risk=e.at_risk, reasons=[ReasonOut(code=r.code, text=r.text) for r in e.reasons],
         fix=e.fix, note=e.note, build=e.build, build_name=e.build_name,
         artifacts_present=list(e.artifacts_present),
         leftovers=[LeftoverOut(mitigation_id=lo.mitigation_id, artifacts=list(lo.artifacts))
@@ -206,7 +215,7 @@ class ExposureDoc(_Doc):
 
 class FindingOut(_Out):
     server: str
-    code: str
+    code: FindingCode
     level: Literal["critical", "warning", "unknown"]
     text: str
     cve: str | None
@@ -240,7 +249,7 @@ class SkippedOut(_Out):
 
 class OutcomeOut(_Out):
     server: str
-    status: Literal["done", "not_verified", "failed"]
+    status: OutcomeStatus
     detail: str
     duration_s: float
     backup_id: str | None
@@ -335,3 +344,31 @@ DOCUMENTS: dict[str, type[_Doc]] = {
     "emconsole.report": ReportDoc,
     "emconsole.discover": DiscoverDoc,
 }
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    """The JSON Schema of every document (what ``docs/schema/<name>.schema.json`` holds)."""
+    out = {}
+    for name, model in DOCUMENTS.items():
+        schema = model.model_json_schema(by_alias=True, mode="serialization")
+        schema["$id"] = f"https://emconsole.invalid/schema/{name}/{SCHEMA_VERSION}"
+        out[name] = schema
+    return out
+
+
+def write_schemas(folder: str) -> None:
+    """Regenerate ``docs/schema``: ``python -m emconsole.cli.jsonout docs/schema``."""
+    import json
+    from pathlib import Path
+
+    target = Path(folder)
+    target.mkdir(parents=True, exist_ok=True)
+    for name, schema in json_schemas().items():
+        (target / f"{name}.schema.json").write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n",
+                                                    encoding="utf-8")
+
+
+if __name__ == "__main__":
+    import sys
+
+    write_schemas(sys.argv[1] if len(sys.argv) > 1 else "docs/schema")

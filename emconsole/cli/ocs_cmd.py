@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "json":
         write_json(OcsDoc(results=[
             OcsOut(server=r.server, reachable=r.ok, message=r.message,
-                   error=None if r.failure is None else ErrorOut(kind=r.failure.kind.value,
+                   error=None if r.failure is None else ErrorOut(kind=r.failure.kind,
                                                                  message=r.failure.message))
             for r in results]))
     else:

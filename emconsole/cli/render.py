@@ -16,6 +16,7 @@ import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import IO
 
 from pydantic import BaseModel
@@ -27,6 +28,8 @@ _FORMULA_START = ("=", "+", "@", "\t", "\r")
 
 def clean(text: object) -> str:
     """One line of printable text: controls and bidi overrides shown as ``?``, newlines as spaces."""
+    if isinstance(text, Enum):
+        text = text.value
     value = "" if text is None else str(text)
     return _CONTROL.sub("?", value.replace("\r\n", " ").replace("\n", " "))
 
