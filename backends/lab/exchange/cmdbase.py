@@ -7,6 +7,7 @@ from typing import Any
 
 from emconsole.backends.lab.exchange.org import LabServer
 from emconsole.backends.lab.pwsh.api import CommandContext, ErrorRecord, PSError, PSObject
+from emconsole.backends.lab.pwsh.api import command_error as error
 
 
 def lab_server(ctx: CommandContext) -> LabServer:
@@ -14,24 +15,6 @@ def lab_server(ctx: CommandContext) -> LabServer:
     server: LabServer = ctx.server
     server.org.sync()
     return server
-
-
-def error(
-    message: str,
-    error_id: str,
-    command: str,
-    category: str = "NotSpecified",
-    exception: str = "System.Management.Automation.RuntimeException",
-    target: str = "",
-) -> ErrorRecord:
-    """An ErrorRecord whose FullyQualifiedErrorId is ``<error_id>,<command's .NET class>``."""
-    return ErrorRecord(
-        message=message,
-        fully_qualified_error_id=f"{error_id},{command}",
-        category=category,
-        exception_type=exception,
-        target=target,
-    )
 
 
 def fail(message: str, error_id: str, command: str, **kw: str) -> PSError:

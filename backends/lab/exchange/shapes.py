@@ -12,6 +12,20 @@ from __future__ import annotations
 
 from typing import Any
 
+# .NET type names that recur in the tables below.
+MVP_STRING = (
+    "Microsoft.Exchange.Data.MultiValuedProperty`1[[System.String, mscorlib, Version=4.0.0.0, "
+    "Culture=neutral, PublicKeyToken=b77a5c561934e089]]"
+)
+UNLIMITED_SIZE = (
+    "Microsoft.Exchange.Data.Unlimited`1[[Microsoft.Exchange.Data.ByteQuantifiedSize, Microsoft.Exchange.Data, "
+    "Version=15.0.0.0, Culture=neutral, PublicKeyToken=31bf3856ad364e35]]"
+)
+AD_MVP_OBJECT_ID = (
+    "Microsoft.Exchange.Data.Directory.ADMultiValuedProperty`1[[Microsoft.Exchange.Data.Directory.ADObjectId, "
+    "Microsoft.Exchange.Data.Directory, Version=15.0.0.0, Culture=neutral, PublicKeyToken=31bf3856ad364e35]]"
+)
+
 EXCHANGE_SERVER: tuple[tuple[str, str, Any], ...] = (
     ("Name", "S", ""),
     ("DataPath", "obj", ("Microsoft.Exchange.Data.LocalLongFullPath", "{install}Mailbox")),
@@ -51,33 +65,13 @@ EXCHANGE_SERVER: tuple[tuple[str, str, Any], ...] = (
     ),
     ("ErrorReportingEnabled", "B", True),
     ("MitigationsEnabled", "B", True),
-    (
-        "StaticDomainControllers",
-        "list",
-        "Microsoft.Exchange.Data.MultiValuedProperty`1[[System.String, mscorlib, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089]]",
-    ),
-    (
-        "StaticGlobalCatalogs",
-        "list",
-        "Microsoft.Exchange.Data.MultiValuedProperty`1[[System.String, mscorlib, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089]]",
-    ),
+    ("StaticDomainControllers", "list", MVP_STRING),
+    ("StaticGlobalCatalogs", "list", MVP_STRING),
     ("StaticConfigDomainController", "S", ""),
-    (
-        "StaticExcludedDomainControllers",
-        "list",
-        "Microsoft.Exchange.Data.MultiValuedProperty`1[[System.String, mscorlib, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089]]",
-    ),
+    ("StaticExcludedDomainControllers", "list", MVP_STRING),
     ("MonitoringGroup", "S", ""),
-    (
-        "CurrentDomainControllers",
-        "list",
-        "Microsoft.Exchange.Data.MultiValuedProperty`1[[System.String, mscorlib, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089]]",
-    ),
-    (
-        "CurrentGlobalCatalogs",
-        "list",
-        "Microsoft.Exchange.Data.MultiValuedProperty`1[[System.String, mscorlib, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089]]",
-    ),
+    ("CurrentDomainControllers", "list", MVP_STRING),
+    ("CurrentGlobalCatalogs", "list", MVP_STRING),
     ("CurrentConfigDomainController", "S", ""),
     ("ProductID", "S", ""),
     ("IsExchangeTrialEdition", "B", True),
@@ -100,11 +94,7 @@ EXCHANGE_SERVER: tuple[tuple[str, str, Any], ...] = (
             "{domain}/Configuration/Schema/ms-Exch-Exchange-Server",
         ),
     ),
-    (
-        "ObjectClass",
-        "list",
-        "Microsoft.Exchange.Data.MultiValuedProperty`1[[System.String, mscorlib, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089]]",
-    ),
+    ("ObjectClass", "list", MVP_STRING),
     ("WhenChanged", "DT", None),
     ("WhenCreated", "DT", None),
     ("WhenChangedUTC", "DT", None),
@@ -122,30 +112,9 @@ ORGANIZATION_CONFIG: tuple[tuple[str, str, Any], ...] = (
     ("Guid", "G", None),
     ("ObjectVersion", "I32", 16759),
     ("DefaultPublicFolderAgeLimit", "Nil", None),
-    (
-        "DefaultPublicFolderIssueWarningQuota",
-        "obj",
-        (
-            "Microsoft.Exchange.Data.Unlimited`1[[Microsoft.Exchange.Data.ByteQuantifiedSize, Microsoft.Exchange.Data, Version=15.0.0.0, Culture=neutral, PublicKeyToken=31bf3856ad364e35]]",
-            "Unlimited",
-        ),
-    ),
-    (
-        "DefaultPublicFolderProhibitPostQuota",
-        "obj",
-        (
-            "Microsoft.Exchange.Data.Unlimited`1[[Microsoft.Exchange.Data.ByteQuantifiedSize, Microsoft.Exchange.Data, Version=15.0.0.0, Culture=neutral, PublicKeyToken=31bf3856ad364e35]]",
-            "Unlimited",
-        ),
-    ),
-    (
-        "DefaultPublicFolderMaxItemSize",
-        "obj",
-        (
-            "Microsoft.Exchange.Data.Unlimited`1[[Microsoft.Exchange.Data.ByteQuantifiedSize, Microsoft.Exchange.Data, Version=15.0.0.0, Culture=neutral, PublicKeyToken=31bf3856ad364e35]]",
-            "Unlimited",
-        ),
-    ),
+    ("DefaultPublicFolderIssueWarningQuota", "obj", (UNLIMITED_SIZE, "Unlimited")),
+    ("DefaultPublicFolderProhibitPostQuota", "obj", (UNLIMITED_SIZE, "Unlimited")),
+    ("DefaultPublicFolderMaxItemSize", "obj", (UNLIMITED_SIZE, "Unlimited")),
     (
         "DefaultPublicFolderDeletedItemRetention",
         "obj",
@@ -177,11 +146,7 @@ ORGANIZATION_CONFIG: tuple[tuple[str, str, Any], ...] = (
     ("AVAuthenticationService", "Nil", None),
     ("CustomerFeedbackEnabled", "B", True),
     ("DistributionGroupDefaultOU", "Nil", None),
-    (
-        "DistributionGroupNameBlockedWordsList",
-        "list",
-        "Microsoft.Exchange.Data.MultiValuedProperty`1[[System.String, mscorlib, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089]]",
-    ),
+    ("DistributionGroupNameBlockedWordsList", "list", MVP_STRING),
     (
         "DistributionGroupNamingPolicy",
         "obj",
@@ -194,11 +159,7 @@ ORGANIZATION_CONFIG: tuple[tuple[str, str, Any], ...] = (
     ("EwsApplicationAccessPolicy", "Nil", None),
     ("EwsBlockList", "Nil", None),
     ("EwsEnabled", "Nil", None),
-    (
-        "IPListBlocked",
-        "list",
-        "Microsoft.Exchange.Data.MultiValuedProperty`1[[System.String, mscorlib, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089]]",
-    ),
+    ("IPListBlocked", "list", MVP_STRING),
     ("ElcProcessingDisabled", "B", False),
     ("AutoExpandingArchiveEnabled", "B", False),
     ("ExchangeNotificationEnabled", "B", True),
@@ -297,11 +258,7 @@ ORGANIZATION_CONFIG: tuple[tuple[str, str, Any], ...] = (
         "enum",
         ("Microsoft.Exchange.Data.Directory.SystemConfiguration.HeuristicsFlags", "None", 0),
     ),
-    (
-        "ResourceAddressLists",
-        "list",
-        "Microsoft.Exchange.Data.Directory.ADMultiValuedProperty`1[[Microsoft.Exchange.Data.Directory.ADObjectId, Microsoft.Exchange.Data.Directory, Version=15.0.0.0, Culture=neutral, PublicKeyToken=31bf3856ad364e35]]",
-    ),
+    ("ResourceAddressLists", "list", AD_MVP_OBJECT_ID),
     ("IsMixedMode", "B", False),
     (
         "PreviousAdminDisplayVersion",
@@ -309,19 +266,11 @@ ORGANIZATION_CONFIG: tuple[tuple[str, str, Any], ...] = (
         ("Microsoft.Exchange.Data.ExchangeObjectVersion", "0.10 (14.0.100.0)"),
     ),
     ("IsAddressListPagingEnabled", "B", True),
-    (
-        "ForeignForestFQDN",
-        "list",
-        "Microsoft.Exchange.Data.MultiValuedProperty`1[[System.String, mscorlib, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089]]",
-    ),
+    ("ForeignForestFQDN", "list", MVP_STRING),
     ("ForeignForestOrgAdminUSGSid", "Nil", None),
     ("ForeignForestRecipientAdminUSGSid", "Nil", None),
     ("ForeignForestViewOnlyAdminUSGSid", "Nil", None),
-    (
-        "MimeTypes",
-        "list",
-        "Microsoft.Exchange.Data.MultiValuedProperty`1[[System.String, mscorlib, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089]]",
-    ),
+    ("MimeTypes", "list", MVP_STRING),
     ("IsLicensingEnforced", "B", False),
     ("IsTenantAccessBlocked", "B", False),
     ("IsTenantInGracePeriod", "B", False),
@@ -330,11 +279,7 @@ ORGANIZATION_CONFIG: tuple[tuple[str, str, Any], ...] = (
     ("IsMailboxForcedReplicationDisabled", "B", False),
     ("RBACConfigurationVersion", "obj", ("Microsoft.Exchange.Data.ExchangeObjectVersion", "0.1 ({build})")),
     ("RootPublicFolderMailbox", "obj", ("Microsoft.Exchange.Data.PublicFolderInformation", None)),
-    (
-        "RemotePublicFolderMailboxes",
-        "list",
-        "Microsoft.Exchange.Data.Directory.ADMultiValuedProperty`1[[Microsoft.Exchange.Data.Directory.ADObjectId, Microsoft.Exchange.Data.Directory, Version=15.0.0.0, Culture=neutral, PublicKeyToken=31bf3856ad364e35]]",
-    ),
+    ("RemotePublicFolderMailboxes", "list", AD_MVP_OBJECT_ID),
     ("AdminDisplayVersion", "obj", ("Microsoft.Exchange.Data.ExchangeObjectVersion", "0.20 (15.1.0.0)")),
     ("IsUpgradingOrganization", "B", False),
     ("IsUpdatingServicePlan", "B", False),
@@ -353,11 +298,7 @@ ORGANIZATION_CONFIG: tuple[tuple[str, str, Any], ...] = (
         "list",
         "Microsoft.Exchange.Data.MultiValuedProperty`1[[System.Uri, System, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089]]",
     ),
-    (
-        "AdfsSignCertificateThumbprints",
-        "list",
-        "Microsoft.Exchange.Data.MultiValuedProperty`1[[System.String, mscorlib, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089]]",
-    ),
+    ("AdfsSignCertificateThumbprints", "list", MVP_STRING),
     ("AdfsEncryptCertificateThumbprint", "Nil", None),
     ("SiteMailboxCreationURL", "Nil", None),
     ("DefaultDataEncryptionPolicy", "Nil", None),
@@ -389,11 +330,7 @@ ORGANIZATION_CONFIG: tuple[tuple[str, str, Any], ...] = (
     ("GroupsUsageGuidelinesLink", "Nil", None),
     ("GroupsNamingPolicy", "Nil", None),
     ("DataClassifications", "Nil", None),
-    (
-        "InPlaceHolds",
-        "list",
-        "Microsoft.Exchange.Data.MultiValuedProperty`1[[System.String, mscorlib, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089]]",
-    ),
+    ("InPlaceHolds", "list", MVP_STRING),
     ("ServiceInstanceMove", "Nil", None),
     ("GuestsUsageGuidelinesLink", "Nil", None),
     ("FocusedInboxOn", "Nil", None),
@@ -412,11 +349,7 @@ ORGANIZATION_CONFIG: tuple[tuple[str, str, Any], ...] = (
             "{domain}/Configuration/Schema/ms-Exch-Organization-Container",
         ),
     ),
-    (
-        "ObjectClass",
-        "list",
-        "Microsoft.Exchange.Data.MultiValuedProperty`1[[System.String, mscorlib, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089]]",
-    ),
+    ("ObjectClass", "list", MVP_STRING),
     ("WhenChanged", "DT", None),
     ("WhenCreated", "DT", None),
     ("WhenChangedUTC", "DT", None),

@@ -87,6 +87,25 @@ class ErrorRecord:
     invocation: str = ""
 
 
+def command_error(
+    message: str,
+    error_id: str,
+    command: str,
+    category: str = "NotSpecified",
+    exception: str = "System.Management.Automation.RuntimeException",
+    target: str = "",
+) -> ErrorRecord:
+    """An ErrorRecord whose FullyQualifiedErrorId is ``<error_id>,<command>`` (the command's name or
+    .NET class), as every cmdlet error has."""
+    return ErrorRecord(
+        message=message,
+        fully_qualified_error_id=f"{error_id},{command}",
+        category=category,
+        exception_type=exception,
+        target=target,
+    )
+
+
 class PSError(Exception):
     """Raised by commands and the interpreter; ``record`` is what `$_` and CLIXML show."""
 

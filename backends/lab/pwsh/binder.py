@@ -7,10 +7,10 @@ command never sees them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from emconsole.backends.lab.pwsh.api import CmdletSpec, ErrorRecord, ParamSpec, PSError
+from emconsole.backends.lab.pwsh.api import CmdletSpec, ParamSpec, PSError, command_error
 from emconsole.backends.lab.pwsh.values import to_bool, to_string
 
 ACTION_PREFERENCES = ("Stop", "Continue", "SilentlyContinue", "Ignore")
@@ -59,16 +59,10 @@ def _error(
     exception: str = "ParameterBindingException",
     target: str = "",
 ) -> PSError:
-    return PSError(
-        ErrorRecord(
-            message=message,
-            fully_qualified_error_id=f"{error_id},{spec.name}",
-            category=category,
-            exception_type=f"System.Management.Automation.{exception}",
-            target=target,
-            command=spec.name,
-        )
+    record = command_error(
+        message, error_id, spec.name, category, f"System.Management.Automation.{exception}", target
     )
+    return PSError(replace(record, command=spec.name))
 
 
 def _resolve(spec: CmdletSpec, name: str, candidates: tuple[ParamSpec, ...]) -> ParamSpec:
