@@ -15,6 +15,7 @@ import io
 import itertools
 import json
 import os
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,21 +27,36 @@ from emconsole.cli.main import main
 from emconsole.labconfig import LAB_PASSWORD_ENV, Lab, start_lab
 
 
+class Terminal(io.StringIO):
+    """A stream that says it is a terminal (for the confirmation prompt and progress lines)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
 @dataclass
 class CliLab:
     lab: Lab
     config_path: Path
     audit_path: Path
 
-    def run(self, *args: str, config: bool = True) -> tuple[int, str, str]:
-        """``emconsole ARGS --config THE-LAB-CONFIG``: (exit code, stdout, stderr)."""
-        out, err = io.StringIO(), io.StringIO()
+    def run(self, *args: str, config: bool = True, typed: str | None = None) -> tuple[int, str, str]:
+        """``emconsole ARGS --config THE-LAB-CONFIG``: (exit code, stdout, stderr). ``typed``: run as
+        on a terminal (stdin and stderr are terminals) with this typed in."""
+        out = io.StringIO()
+        err: io.StringIO = Terminal() if typed is not None else io.StringIO()
+        stdin = Terminal(typed) if typed is not None else io.StringIO()
         argv = [*args, "--config", str(self.config_path)] if config else list(args)
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                code = main(argv)
-            except SystemExit as exc:  # argparse: --help, usage errors
-                code = int(exc.code or 0)
+        old_stdin = sys.stdin
+        sys.stdin = stdin
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                try:
+                    code = main(argv)
+                except SystemExit as exc:  # argparse: --help, usage errors
+                    code = int(exc.code or 0)
+        finally:
+            sys.stdin = old_stdin
         return code, out.getvalue(), err.getvalue()
 
     def json(self, *args: str) -> tuple[int, dict[str, Any]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import functools
 import sys
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
 
@@ -204,7 +205,7 @@ def _outcome_table(outcomes: list[ActionOutcome]) -> Table:
 
 
 def _doc(spec: ActionSpec, args: argparse.Namespace, plans: list[ActionPlan], outcomes: list[ActionOutcome],
-         executed: bool) -> ActionDoc:
+         executed: bool, unread: Collection[str] = ()) -> ActionDoc:
     from emconsole.cli.jsonout import ActionDoc, ErrorOut, OutcomeOut, SkippedOut, StepOut
 
     first = plans[0].request if plans else None
@@ -220,11 +221,19 @@ def _doc(spec: ActionSpec, args: argparse.Namespace, plans: list[ActionPlan], ou
                              backup_id=str(o.backup.get("backup_id")) if o.backup else None,
                              error=ErrorOut(kind=o.failure.kind, message=o.failure.message)
                              if o.failure else None) for o in outcomes],
-        ok=executed and all(o.status.value == "done" for o in outcomes),
+        ok=executed and all(o.status.value == "done" for o in outcomes)
+        and not any(n for p in plans for n, _ in p.skipped if n in unread),
     )
 
 
 # --------------------------------------------------------------------------- run
+
+
+def _unread_exit(unread: dict[str, str]) -> int:
+    """Nothing was planned: fine (0) unless servers were skipped because they could not be read."""
+    for name, why in unread.items():
+        print(f"emconsole: {name} could not be read: {why}", file=sys.stderr)
+    return 1 if unread else 0
 
 
 def _run(spec: ActionSpec, args: argparse.Namespace) -> int:
@@ -243,20 +252,22 @@ def _run(spec: ActionSpec, args: argparse.Namespace) -> int:
                 from emconsole.models import ActionKind, ActionRequest
 
                 engine.plan(ActionRequest(kind=ActionKind.REAPPLY, servers=(names[0],)))
-            await common.refresh(engine, names)
+            views = await common.refresh(engine, names)
+            unread = {v.name: (v.failure.message if v.failure else "not read") for v in views
+                      if v.failure is not None or v.state is None}
             requests = _requests(spec, args, config, engine, names)
             if not requests:
-                print("nothing to do: no leftovers on the selected servers", file=text_out)
+                print("emconsole: nothing to do: no leftovers on the selected servers", file=sys.stderr)
                 if as_json:
                     write_json(_doc(spec, args, [], [], False))
-                return 0
+                return _unread_exit(unread)
             try:
                 plans = [engine.plan(r) for r in requests]
             except PlanError as exc:
-                if str(exc).startswith("nothing to do"):  # every server skipped: already as asked
-                    print(f"emconsole: {exc}", file=sys.stderr)
-                    return 0
-                raise
+                if not str(exc).startswith("nothing to do"):
+                    raise
+                print(f"emconsole: {exc}", file=sys.stderr)  # every server skipped: as asked, or unread
+                return _unread_exit(unread)
             _print_plan(plans, args.show_script and not as_json, text_out)
             if args.dry_run:
                 print("dry run: nothing was sent", file=sys.stderr)
@@ -276,12 +287,13 @@ def _run(spec: ActionSpec, args: argparse.Namespace) -> int:
             order = {n: i for i, n in enumerate(names)}
             outcomes.sort(key=lambda o: order.get(o.server, len(order)))
             if as_json:
-                write_json(_doc(spec, args, plans, outcomes, True))
+                write_json(_doc(spec, args, plans, outcomes, True, unread))
             else:
                 write_table(_outcome_table(outcomes), "table")
             bad = [o.server for o in outcomes if o.status.value != "done"]
+            bad += [n for p in plans for n, _ in p.skipped if n in unread]
             if bad:
-                print(f"emconsole: not verified or failed on {', '.join(bad)}", file=sys.stderr)
+                print(f"emconsole: not verified, failed or not read: {', '.join(bad)}", file=sys.stderr)
             return 1 if bad else 0
 
     return common.run_async(work())
