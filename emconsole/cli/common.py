@@ -182,22 +182,31 @@ def run_async(work: Awaitable[T]) -> T:
 
 
 class Progress:
-    """``[3/16] EX03 ok`` lines on stderr, only when stderr is a terminal (never in a pipe or cron)."""
+    """Progress on stderr, only when stderr is a terminal (never in a pipe or from cron).
 
-    def __init__(self, total: int, verb: str) -> None:
-        self.total, self.verb, self.done = total, verb, 0
+    ``per_server``: one ``[3/16] EX03: done`` line per server (changes: the operator must see each
+    outcome arrive); otherwise one line rewritten in place (reading 500 servers is not 500 lines).
+    """
+
+    def __init__(self, total: int, verb: str, *, per_server: bool = True) -> None:
+        self.total, self.verb, self.done, self.per_server = total, verb, 0, per_server
         self.enabled = is_terminal(sys.stderr)
 
     def step(self, server: str, outcome: str) -> None:
         self.done += 1
-        if self.enabled:
+        if not self.enabled:
+            return
+        if self.per_server:
             print(f"[{self.done}/{self.total}] {server}: {outcome}", file=sys.stderr, flush=True)
+            return
+        end = "\n" if self.done == self.total else ""
+        print(f"\r{self.verb} {self.done}/{self.total}", end=end, file=sys.stderr, flush=True)
 
 
 async def refresh(engine: FleetEngine, names: Sequence[str]) -> list[ServerView]:
     """Read the servers (progress on a terminal); views in config order."""
-    progress = Progress(len(names), "read")
+    progress = Progress(len(names), "reading", per_server=False)
     async for view in engine.refresh(names):
-        progress.step(view.name, "read" if view.failure is None else f"error: {view.failure.message}")
+        progress.step(view.name, "read" if view.failure is None else "error")
     wanted = {n.casefold() for n in names}
     return [v for v in engine.views() if v.name.casefold() in wanted]
