@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import io
+import os
 import re
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, TypeVar
 
@@ -70,6 +72,7 @@ def guarded(error_exit: int = USAGE_ERROR, on_error: Callable[[str], None] | Non
                 return failed("no terminal to read from (use --yes, or password_from = \"env:NAME\")",
                               error_exit)
             except BrokenPipeError:  # `emconsole status | head` closed the pipe: not an error
+                _silence_stdout()
                 return 0
             except OSError as exc:
                 return failed(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "), error_exit)
@@ -77,6 +80,12 @@ def guarded(error_exit: int = USAGE_ERROR, on_error: Callable[[str], None] | Non
         return inner
 
     return wrap
+
+
+def _silence_stdout() -> None:
+    """After a closed pipe, point stdout at devnull so the interpreter's final flush stays quiet."""
+    with suppress(OSError, ValueError, io.UnsupportedOperation):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 # --------------------------------------------------------------------------- options
