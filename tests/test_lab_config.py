@@ -14,6 +14,7 @@ from emconsole.backends.lab.exchange import spec as exchange_spec
 from emconsole.backends.lab.exchange.knowledge import lab_catalogue
 from emconsole.backends.lab.fleet import LabFleet
 from emconsole.backends.lab.spec import _TOML_KEYS, HOST_FAULTS, TRANSPORT_FAULTS, SpecError, load_lab_toml
+from labfixture import exchange_server
 
 from emconsole.cli.lab_cmd import ready_line
 from emconsole.cli.main import main
@@ -121,3 +122,33 @@ def test_lab_catalogue_follows_what_ocs_publishes(lab_factory: LabFactory) -> No
     assert [e.id for e in lab_catalogue(fleet.org)] == ["LAB-SVC1", "LAB-POOL1"]
     fleet.org.catalogue.lab_examples = False
     assert lab_catalogue(fleet.org) == ()
+
+
+def test_the_fixture_scripts_a_fleets_initial_state_precisely(lab_factory: LabFactory) -> None:
+    fleet = lab_factory(
+        servers=3,
+        exchange={"org_mitigations_enabled": False, "block_match": "full", "warm": False},
+        per_server={
+            1: {"build": "2016 CU23 Oct22SU", "m1": "leftover", "blocked": ["M2.1.0"], "faults": "slow=2"},
+            2: {"build": "2019 CU14 Feb26SU", "applied": ["M2.1.0", "LAB-SVC1.1"], "service": "disabled"},
+            3: {"exchange": {"mitigations_enabled": False, "data_collection": True}},  # nested form too
+        },
+        faults="ocs-unreachable:3",
+    )
+    org = fleet.org
+    one, two, three = (exchange_server(fleet, n) for n in (1, 2, 3))
+    assert org.directory.org.mitigations_enabled is False and org.directory.block_match == "full"
+    assert one.record.build.label == "Exchange 2016 CU23 Oct22SU" and one.record.applied == []
+    assert one.iis.rule_names("Default Web Site", "system.webServer/rewrite/rules/rule") == [
+        "EEMS M1.1 PowerShell - inbound"  # the leftover rule, not listed as applied
+    ]
+    assert one.record.blocked == ["M2.1.0"] and one.faults.slow_s == 2.0
+    assert two.record.applied == ["M2.1.0", "LAB-SVC1.1"]
+    assert two.iis.rule_names("Default Web Site/owa", "system.webServer/rewrite/outboundRules/rule") == [
+        "EEMS M2.1 OWA CSP - outbound"
+    ]
+    service = two.windows.service("MSExchangeMitigation")
+    assert service is not None and (service.status, service.start_type) == ("Stopped", "Disabled")
+    assert three.record.mitigations_enabled is False and three.record.data_collection is True
+    assert three.faults.ocs_unreachable and not two.faults.ocs_unreachable
+    assert org.advance(3600) == 2  # EX01 and EX03 run hourly; EX02's service is disabled
