@@ -131,7 +131,8 @@ def test_outcomes_and_exit_codes(cli_lab: Callable[..., CliLab]) -> None:
     for args, words in ((("block", "M2"), "say which servers"), (("block", "M2;x", "--all"), "not valid"),
                         (("block", "M2", "-s", "LAB-EX1"), "did you mean LAB-EX01"),
                         (("restore", "../etc", "-s", EX1, "--yes"), "backup"),
-                        (("delete", "--all", "--yes"), "mitigation IDs, or --leftovers")):
+                        (("delete", "--all", "--yes"), "mitigation IDs, or --leftovers"),
+                        (("disable", "--yes"), "say which servers")):
         code, out, err = lab.run(*args)
         assert code == 2 and words in err and "Traceback" not in err, (args, err)
 

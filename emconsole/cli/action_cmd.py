@@ -113,7 +113,7 @@ class ActionCommand:
         if spec.org:
             parser.add_argument("--org", action="store_true",
                                 help="the organisation switch (Set-OrganizationConfig), not the servers'")
-        common.add_selection(parser, change=not spec.org)
+        common.add_selection(parser, change=True, org=spec.org)
         parser.add_argument("-y", "--yes", action="store_true", help="do not ask: confirm (for scripts)")
         parser.add_argument("-n", "--dry-run", action="store_true", help="print the plan and stop")
         parser.add_argument("--show-script", action="store_true",

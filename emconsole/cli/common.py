@@ -91,10 +91,12 @@ def _silence_stdout() -> None:
 # --------------------------------------------------------------------------- options
 
 
-def add_selection(parser: argparse.ArgumentParser, *, change: bool = False) -> None:
+def add_selection(parser: argparse.ArgumentParser, *, change: bool = False, org: bool = False) -> None:
     """``--server``, ``--tag``, ``--all``. A change needs one of them; reading defaults to all."""
-    group = parser.add_argument_group("servers" + (" (one of these is required)" if change else
-                                                   " (default: every server)"))
+    title = ("servers (one of these is required; with --org they are the candidates to run it on, "
+             "default every server)" if org else
+             "servers (one of these is required)" if change else "servers (default: every server)")
+    group = parser.add_argument_group(title)
     group.add_argument("-s", "--server", action="append", default=[], metavar="NAME",
                        help="a server by name; globs such as 'EX0*' allowed; repeatable")
     group.add_argument("-t", "--tag", action="append", default=[], metavar="KEY=VALUE",
