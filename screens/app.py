@@ -71,13 +71,13 @@ class EmConsoleApp(App[int]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("question_mark", "help", "Help", id="app.help"),
-        Binding("M", "matrix", "Matrix", id="app.matrix"),
+        Binding("M", "matrix", "Matrix", show=False, id="app.matrix"),
         Binding("I", "mitigations", "Mitigations", show=False, id="app.mitigations"),
-        Binding("C", "command_log", "Commands", id="app.command_log"),
-        Binding("L", "audit_log", "Audit", id="app.audit_log"),
+        Binding("C", "command_log", "Commands", show=False, id="app.command_log"),
+        Binding("L", "audit_log", "Audit", show=False, id="app.audit_log"),
         Binding("S", "results", "Results", show=False, id="app.results"),
         Binding("r", "refresh_now", "Refresh", id="app.refresh"),
-        Binding("p", "toggle_pause", "Pause", id="app.pause"),
+        Binding("p", "toggle_pause", "Pause", show=False, id="app.pause"),
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True, id="app.quit"),
     ]
 

@@ -42,7 +42,7 @@ class TableScreen(Screen[None]):
     ]
     MARK_BINDINGS: ClassVar[list[BindingType]] = [
         Binding("space", "mark", "Mark", id="table.mark"),
-        Binding("asterisk", "mark_all", "Mark all", id="table.mark_all"),
+        Binding("asterisk", "mark_all", "Mark all", show=False, id="table.mark_all"),
     ]
 
     def __init__(self) -> None:

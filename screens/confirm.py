@@ -83,7 +83,7 @@ class ConfirmScreen(ModalScreen[Decision]):
             with Horizontal(id="confirm-buttons"):
                 if self.required is not None:
                     yield Static(Text(f"Type {self.required} to confirm:"), id="confirm-count-label")
-                    yield Input(placeholder=str(self.required), id="confirm-count", restrict=r"\d*",
+                    yield Input(id="confirm-count", restrict=r"\d*",
                                 max_length=6)
                 yield Button("Dry run", id="dry-run")
                 yield Button("Cancel", id="cancel", variant="primary")

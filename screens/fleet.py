@@ -64,6 +64,10 @@ class FleetScreen(TableScreen, ServerActions):
             Column("error", "Error", max_width=60),
         ]
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._shown_state: set[str] = set()
+
     def markable(self) -> bool:
         return True
 
@@ -82,9 +86,15 @@ class FleetScreen(TableScreen, ServerActions):
                 self.grid.set_cell(view.name, AGE_COLUMN, Text(age_text(view.refreshed_at, now)))
 
     def server_changed(self, view: ServerView, *, highlight: bool = True) -> None:
-        """One server's new snapshot: rewrite its row (changed cells light up briefly)."""
+        """One server's new snapshot: rewrite its row (changed cells light up briefly).
+
+        Only a change to data already shown lights up; the first answer replacing "loading" does not.
+        """
         cells = self.row_cells(view)
-        self.grid.set_row(view.name, cells, highlight=highlight and view.state is not None)
+        known = view.name in self._shown_state
+        if view.state is not None:
+            self._shown_state.add(view.name)
+        self.grid.set_row(view.name, cells, highlight=highlight and known)
 
     def row_cells(self, view: ServerView) -> list[Text]:
         app = self.console_app

@@ -7,6 +7,7 @@ being a Grid, filters by recomputing visible keys only.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, ClassVar
 
 from emconsole.screens.actions import ACTION_BINDINGS, ServerActions
@@ -28,7 +29,17 @@ CELL_BOTH = Text("AB", style="bold yellow")
 CELL_FAILED = Text("F", style="bold red")
 CELL_NA = Text("·", style="dim")
 CELL_UNKNOWN = Text("?", style="dim")
-LEGEND = "A applied · B blocked · F failed · · not applied / not applicable · ? not read"
+LEGEND = "A applied  B blocked  F failed  · not applied or not applicable  ? not read"
+
+
+def short_labels(names: list[str]) -> tuple[str, list[str]]:
+    """Drop the prefix every server name shares ("LAB-EX01".."LAB-EX36" -> "01".."36") so more
+    servers fit across; returns (prefix, labels). Names are kept whole when nothing is shared."""
+    prefix = os.path.commonprefix(names) if len(names) > 1 else ""  # noqa: RUF071 (characters wanted)
+    prefix = prefix.rstrip("0123456789")  # keep the numbers whole: EX09/EX10 -> 09/10, not 9/10
+    if len(prefix) < 3 or any(len(n) == len(prefix) for n in names):
+        return "", list(names)
+    return prefix, [n[len(prefix):] for n in names]
 
 
 def matrix_cell(state: ServerState | None, mitigation: str) -> Text:
@@ -62,6 +73,7 @@ class MatrixScreen(TableScreen, ServerActions):
         super().__init__()
         self.focus_mitigation = focus_mitigation
         self._servers: list[str] = []
+        self._prefix = ""
 
     def columns(self) -> list[Column]:
         return [Column("id", "Mitigation", max_width=12)]
@@ -93,8 +105,10 @@ class MatrixScreen(TableScreen, ServerActions):
         names = [v.name for v in views]
         if names != self._servers:
             self._servers = names
+            self._prefix, labels = short_labels(names)
             cols = [Column("id", "Mitigation", max_width=12)]
-            cols += [Column(n, n, max_width=max(2, min(len(n), 10)), min_width=2) for n in names]
+            cols += [Column(n, label, max_width=max(2, min(len(label), 10)), min_width=2)
+                     for n, label in zip(names, labels, strict=True)]
             self.grid.set_columns(cols)
         states = {v.name: v.state for v in views}
         for mid in self._mitigation_ids(views):
@@ -116,7 +130,8 @@ class MatrixScreen(TableScreen, ServerActions):
             self.grid.set_cell(mid, col, matrix_cell(view.state, mid))
 
     def totals(self) -> Text:
-        return Text(f" {len(self._servers)} servers · {LEGEND}")
+        prefix = f" ({self._prefix}…)" if self._prefix else ""
+        return Text(f" {len(self._servers)} servers{prefix} · {LEGEND}")
 
     def target_servers(self) -> list[str]:
         from emconsole.screens.fleet import FleetScreen

@@ -27,6 +27,8 @@ from emconsole.cli.console_cmd import session_for
 from emconsole.config import Config
 from emconsole.labconfig import Lab
 
+#: What the ``console_lab`` fixture hands a test: ``console_lab(servers=N, faults="...")``.
+LabStarter = Callable[..., tuple[Lab, Config]]
 #: Before any real refresh time, so every age reads "0s" and the top bar shows 09:00:00.
 FROZEN = datetime(2026, 8, 3, 9, 0, 0, tzinfo=timezone.utc)
 
@@ -67,7 +69,7 @@ def screen_text(app: EmConsoleApp) -> str:
 
 
 @pytest.fixture
-def console_lab() -> Iterator[Callable[..., tuple[Lab, Config]]]:
+def console_lab() -> Iterator[LabStarter]:
     """``console_lab(servers=N, faults="...")`` starts the demo lab shape on a manual lab clock."""
     started: list[Lab] = []
 

@@ -7,7 +7,7 @@ says; cancel, dry run and read-only are checked by what the lab did NOT receive.
 from __future__ import annotations
 
 import consolekit
-from consolekit import console_app, screen_text, wait_refreshed, wait_until
+from consolekit import LabStarter, console_app, screen_text, wait_refreshed, wait_until
 from emconsole.screens.app import EmConsoleApp
 from emconsole.screens.confirm import ConfirmScreen
 from emconsole.screens.detail import ServerDetailScreen
@@ -48,7 +48,7 @@ async def open_results(pilot: Pilot[None], app: EmConsoleApp) -> ResultsScreen:
     return app.screen
 
 
-async def test_block_from_the_fleet_is_confirmed_run_and_verified_on_the_lab(console_lab) -> None:
+async def test_block_from_the_fleet_is_confirmed_run_and_verified_on_the_lab(console_lab: LabStarter) -> None:
     lab, config = console_lab(servers=4)
     app = console_app(config)
     async with app.run_test(size=SIZE) as pilot:
@@ -71,7 +71,8 @@ async def test_block_from_the_fleet_is_confirmed_run_and_verified_on_the_lab(con
         assert "M2" in blocked(lab, "LAB-EX01")
         await pilot.press("escape")
         await wait_refreshed(pilot, app)
-        row = app.screen.grid.row("LAB-EX01")  # type: ignore[attr-defined]
+        assert isinstance(app.screen, FleetScreen)
+        row = app.screen.grid.row("LAB-EX01")
         assert row is not None and "M2" in row[8].plain  # the Blocked column
         # Reopenable, and in the audit log with its verified outcome.
         await pilot.press("S")
@@ -81,7 +82,7 @@ async def test_block_from_the_fleet_is_confirmed_run_and_verified_on_the_lab(con
         assert "block" in screen_text(app) and "done" in screen_text(app)
 
 
-async def test_delete_from_the_detail_removes_the_rule_and_blocks_it(console_lab) -> None:
+async def test_delete_from_the_detail_removes_the_rule_and_blocks_it(console_lab: LabStarter) -> None:
     lab, config = console_lab(servers=2)
     assert m2_rules(lab, "LAB-EX01") == [M2_RULE]
     app = console_app(config)
@@ -103,7 +104,7 @@ async def test_delete_from_the_detail_removes_the_rule_and_blocks_it(console_lab
     assert any(b.startswith("M2") for b in blocked(lab, "LAB-EX01"))
 
 
-async def test_cancel_and_dry_run_send_nothing(console_lab) -> None:
+async def test_cancel_and_dry_run_send_nothing(console_lab: LabStarter) -> None:
     lab, config = console_lab(servers=2)
     app = console_app(config)
     async with app.run_test(size=SIZE) as pilot:
@@ -123,7 +124,7 @@ async def test_cancel_and_dry_run_send_nothing(console_lab) -> None:
     assert lab.org.server("LAB-EX01").record.mitigations_enabled is True
 
 
-async def test_bulk_change_needs_the_server_count_typed(console_lab) -> None:
+async def test_bulk_change_needs_the_server_count_typed(console_lab: LabStarter) -> None:
     lab, config = console_lab(servers=4)
     app = console_app(config)
     async with app.run_test(size=SIZE) as pilot:
@@ -145,7 +146,7 @@ async def test_bulk_change_needs_the_server_count_typed(console_lab) -> None:
     assert [lab.org.server(f"LAB-EX0{i}").record.mitigations_enabled for i in range(1, 5)] == [False] * 4
 
 
-async def test_organisation_switch_runs_once_after_the_typed_count(console_lab) -> None:
+async def test_organisation_switch_runs_once_after_the_typed_count(console_lab: LabStarter) -> None:
     lab, config = console_lab(servers=3)
     app = console_app(config)
     async with app.run_test(size=SIZE) as pilot:
@@ -163,7 +164,7 @@ async def test_organisation_switch_runs_once_after_the_typed_count(console_lab) 
     assert lab.org.directory.org.mitigations_enabled is False
 
 
-async def test_reapply_restarts_the_em_service(console_lab) -> None:
+async def test_reapply_restarts_the_em_service(console_lab: LabStarter) -> None:
     lab, config = console_lab(servers=1)
     service = lab.org.server("LAB-EX01").windows.service("MSExchangeMitigation")
     assert service is not None
@@ -182,7 +183,7 @@ async def test_reapply_restarts_the_em_service(console_lab) -> None:
     assert service.pid != pid
 
 
-async def test_ocs_test_fills_the_ocs_column(console_lab) -> None:
+async def test_ocs_test_fills_the_ocs_column(console_lab: LabStarter) -> None:
     _lab, config = console_lab(servers=2, faults="ocs-unreachable:2")
     app = console_app(config)
     async with app.run_test(size=SIZE) as pilot:
@@ -194,7 +195,7 @@ async def test_ocs_test_fills_the_ocs_column(console_lab) -> None:
         assert "✗ test" in screen_text(app)
 
 
-async def test_read_only_greys_actions_out_and_the_engine_refuses(console_lab) -> None:
+async def test_read_only_greys_actions_out_and_the_engine_refuses(console_lab: LabStarter) -> None:
     lab, config = console_lab(servers=2)
     app = console_app(config, read_only=True)
     async with app.run_test(size=SIZE) as pilot:

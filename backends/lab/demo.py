@@ -41,6 +41,9 @@ SITES = ("AMS", "FRA", "LON", "NYC")
 #: A hung server's refresh gives up after this long (the demo should show the timeout, not wait a minute).
 CALL_TIMEOUT_S = 8.0
 REFRESH_INTERVAL_S = 30.0
+#: Made up once per process: every demo lab of this process shares it, so the one environment
+#: variable ``password_from`` names is right for all of them (tests start several).
+_PASSWORD = secrets.token_urlsafe(18)
 
 
 def site_of(number: int, servers: int) -> str:
@@ -57,7 +60,7 @@ def demo_spec(servers: int = DEMO_SERVERS, seed: int = DEMO_SEED, faults: str = 
         exchange["clock_rate"] = clock_rate
     per_server = {n: {"exchange": dict(extra)} for n, extra in DEMO_EXCHANGE.items() if n <= servers}
     return LabSpec(servers=servers, first_port=0, seed=seed, faults=faults, exchange=exchange,
-                   per_server=per_server, password=password or secrets.token_urlsafe(18))
+                   per_server=per_server, password=password or _PASSWORD)
 
 
 def demo_config(lab: Lab) -> Config:

@@ -1,0 +1,142 @@
+"""Each console screen against the real engine and a lab: rows fill in, errors show, habits hold."""
+
+from __future__ import annotations
+
+import consolekit
+from consolekit import LabStarter, console_app, screen_text, wait_refreshed, wait_until
+from emconsole.screens.detail import ServerDetailScreen
+from emconsole.screens.fleet import FleetScreen
+from emconsole.screens.format import LOADING
+from emconsole.screens.help import HelpScreen
+from emconsole.screens.logs import AuditLogScreen, CommandLogScreen, TextViewer
+from emconsole.screens.matrix import MatrixScreen, MitigationListScreen
+
+console_lab = consolekit.console_lab
+SIZE = (120, 40)
+
+
+async def test_rows_load_one_by_one_and_a_faulty_server_shows_its_error(console_lab: LabStarter) -> None:
+    _lab, config = console_lab(servers=4, faults="refuse:2;ems-unavailable:3;slow=2:4")
+    app = console_app(config)
+    async with app.run_test(size=SIZE) as pilot:
+        fleet = app.screen
+        assert isinstance(fleet, FleetScreen)
+        # The slow server is still loading while the others already show their data or error.
+        await wait_until(pilot, lambda: all(v.refreshed_at is not None for v in app.views()[:3]))
+        slow = fleet.grid.row("LAB-EX04")
+        assert slow is not None and slow[10].plain == LOADING and "loading" in slow[11].plain
+        await wait_refreshed(pilot, app)
+        refused, no_ems, ok = (fleet.grid.row(f"LAB-EX0{i}") for i in (2, 3, 1))
+        assert refused is not None and no_ems is not None and ok is not None
+        assert refused[0].plain == "✖" and "unreachable" in refused[11].plain
+        assert no_ems[0].plain == "✖" and "Exchange Management Shell could not be loaded" in no_ems[11].plain
+        assert ok[0].plain == "●" and ok[11].plain == "" and ok[3].plain.split()[0] in ("2016", "2019", "SE")
+        assert "errors 2" in screen_text(app)
+        # The detail of the failed server shows the whole error.
+        fleet.grid.move_cursor("LAB-EX03")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ServerDetailScreen))
+        assert "Last error (ems_not_loadable)" in screen_text(app)
+
+
+async def test_filter_sort_marks_and_cursor_survive_a_refresh(console_lab: LabStarter) -> None:
+    _lab, config = console_lab(servers=5)
+    app = console_app(config)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_refreshed(pilot, app)
+        fleet = app.screen
+        assert isinstance(fleet, FleetScreen)
+        await pilot.press("slash", *"EX0[124]", "enter")
+        await pilot.press("s", "s", "s", "s")  # health ▲, health ▼, server ▲, server ▼
+        await pilot.pause()
+        assert fleet.grid.visible_keys == ["LAB-EX04", "LAB-EX02", "LAB-EX01"]
+        assert fleet.grid.cursor_key == "LAB-EX01"  # the cursor stays on its row through sorting
+        await pilot.press("up", "space")  # marks LAB-EX02, the cursor moves on to LAB-EX01
+        status = screen_text(app)
+        assert "filter: EX0[124] (3 of 5)" in status and "sort: Server ▼" in status and "1 marked" in status
+        before = {v.name: v.refreshed_at for v in app.views()}
+        await pilot.press("r")
+        await wait_until(pilot, lambda: all(v.refreshed_at != before[v.name] for v in app.views()))
+        await wait_refreshed(pilot, app)
+        assert fleet.grid.visible_keys == ["LAB-EX04", "LAB-EX02", "LAB-EX01"]
+        assert fleet.grid.marks == {"LAB-EX02"} and fleet.grid.cursor_key == "LAB-EX01"
+        assert fleet.grid.filter_text == "EX0[124]" and "1 marked" in screen_text(app)
+        await pilot.press("slash", *["backspace"] * 8, "exclamation_mark", *"EX01", "enter")
+        await pilot.pause()
+        assert "LAB-EX01" not in fleet.grid.visible_keys and fleet.grid.match_count == 4
+
+
+async def test_matrix_and_mitigation_list_follow_the_servers(console_lab: LabStarter) -> None:
+    lab, config = console_lab(servers=3)
+    app = console_app(config)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_refreshed(pilot, app)
+        await pilot.press("M")
+        assert isinstance(app.screen, MatrixScreen)
+        matrix = app.screen
+        await wait_until(pilot, lambda: matrix.grid.row("M2") is not None)
+        row = matrix.grid.row("M2")
+        assert row is not None
+        applied = {f"LAB-EX0{i}": "M2.1.0" in lab.org.server(f"LAB-EX0{i}").record.applied for i in (1, 2, 3)}
+        assert [cell.plain == "A" for cell in row[1:]] == list(applied.values())
+        await pilot.press("escape", "I")
+        assert isinstance(app.screen, MitigationListScreen)
+        listing = app.screen
+        await pilot.pause()
+        total = len(listing.grid.row_keys)
+        assert total >= 3
+        await pilot.press("slash", *"M2", "enter")
+        await pilot.pause()
+        assert listing.grid.match_count == sum(applied.values())
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ServerDetailScreen))
+
+
+async def test_command_log_shows_each_script_and_its_output(console_lab: LabStarter) -> None:
+    _lab, config = console_lab(servers=2, faults="wrong-credentials:2")
+    app = console_app(config)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_refreshed(pilot, app)
+        await pilot.press("C")
+        assert isinstance(app.screen, CommandLogScreen)
+        log = app.screen
+        await wait_until(pilot, lambda: len(log.grid.row_keys) == 2)
+        text = screen_text(app)
+        assert "LAB-EX01" in text and "LAB-EX02" in text and "wrong credentials" in text
+        log.grid.move_cursor(next(k for k in log.grid.row_keys if log.grid.row(k)[1].plain == "LAB-EX01"))
+        await pilot.press("enter")
+        assert isinstance(app.screen, TextViewer)
+        shown = str(app.screen.body)
+        assert "$Operation = 'status'" in shown and '"operation":"status"' in shown
+        await pilot.press("escape", "escape")
+        assert isinstance(app.screen, FleetScreen)
+
+
+async def test_audit_log_lists_changes_newest_first_with_unknown_outcomes(console_lab: LabStarter) -> None:
+    _lab, config = console_lab(servers=1)
+    assert config.audit_path is not None
+    app = console_app(config)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_refreshed(pilot, app)
+        assert app.engine is not None
+        audit = app.engine.audit
+        # An intent whose result never came (a crash mid-change, in another process).
+        other = type(audit)(audit.path)
+        other.intent(target="LAB-EX01", action="disable", mitigation_ids=())
+        await pilot.press("L")
+        assert isinstance(app.screen, AuditLogScreen)
+        await pilot.pause()
+        assert "outcome unknown" in screen_text(app)
+
+
+async def test_help_lists_the_keys_of_the_screen(console_lab: LabStarter) -> None:
+    _lab, config = console_lab(servers=1)
+    app = console_app(config)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_refreshed(pilot, app)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        text = screen_text(app)
+        assert "Keys — Fleet" in text and "Block" in text and "Filter" in text
+        await pilot.press("escape", "enter", "question_mark")
+        assert "Keys — LAB-EX01" in screen_text(app)
