@@ -16,11 +16,10 @@ from typing import Any
 from emconsole.backends.lab.pwsh.api import ErrorRecord
 from emconsole.backends.lab.pwsh.clixml import streams_document
 from emconsole.backends.lab.pwsh.commands import register_core
+from emconsole.backends.lab.pwsh.compiler import Refused, prepare
 from emconsole.backends.lab.pwsh.interpreter import Interpreter, ScriptExit, ScriptHalt
 from emconsole.backends.lab.pwsh.render import NEWLINE, error_text, render
 from emconsole.backends.lab.pwsh.session import CommandRegistry, Session
-from emconsole.backends.lab.pwsh.subset import refusal
-from emconsole.backends.lab.pwsh.syntax import parse
 from emconsole.backends.lab.pwsh.values import local_zone
 
 
@@ -66,20 +65,9 @@ def _parse_failure(record: ErrorRecord) -> ScriptResult:
 
 
 def run_script(text: str, *, context: RunContext) -> ScriptResult:
-    parsed = parse(text)
-    message = parsed.first_error_message()
-    if message is not None:
-        return _parse_failure(
-            ErrorRecord(
-                message=message,
-                fully_qualified_error_id="ParseException",
-                category="ParserError",
-                exception_type="System.Management.Automation.ParseException",
-            )
-        )
-    refused = refusal(parsed)
-    if refused is not None:
-        return _parse_failure(refused)
+    program = prepare(text)
+    if isinstance(program, Refused):
+        return _parse_failure(program.record)
     zone = local_zone(context.utc_offset)
     session = Session(context.env)
     session.set_variable("ErrorActionPreference", "Continue")
@@ -89,7 +77,7 @@ def run_script(text: str, *, context: RunContext) -> ScriptResult:
     if context.session_setup is not None:
         context.session_setup(session)
     interpreter = Interpreter(
-        parsed,
+        program,
         server=context.server,
         registry=context.registry,
         session=session,

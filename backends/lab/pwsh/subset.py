@@ -6,9 +6,8 @@ and the refusal names the construct and its position in PowerShell's error layou
 
 from __future__ import annotations
 
-import tree_sitter
 from emconsole.backends.lab.pwsh.api import ErrorRecord
-from emconsole.backends.lab.pwsh.syntax import ParsedScript
+from emconsole.backends.lab.pwsh.syntax import ParsedScript, SyntaxNode, syntax_tree
 
 ALLOWED_NODES = frozenset(
     {
@@ -162,9 +161,9 @@ REFUSED_VARIABLES = frozenset(
 VARIABLE_SCOPES = ("global:", "script:", "local:")
 
 
-def type_key(parsed: ParsedScript, type_literal: tree_sitter.Node) -> str:
+def type_key(literal_text: str) -> str:
     """``[System.String[]]`` -> ``system.string[]`` (the text between the brackets, lower case)."""
-    return parsed.text(type_literal)[1:-1].strip().replace(" ", "").lower()
+    return literal_text[1:-1].strip().replace(" ", "").lower()
 
 
 def variable_name(text: str) -> str:
@@ -178,10 +177,9 @@ def variable_name(text: str) -> str:
     return name
 
 
-def _refusal(parsed: ParsedScript, node: tree_sitter.Node, what: str) -> ErrorRecord:
-    line = node.start_point[0] + 1
-    start, _ = parsed.char_span(node)
-    column = start - (parsed.original.rfind("\n", 0, start) + 1) + 1
+def _refusal(original: str, node: SyntaxNode, what: str) -> ErrorRecord:
+    line = node.row + 1
+    column = node.start - (original.rfind("\n", 0, node.start) + 1) + 1
     return ErrorRecord(
         message=f"At line:{line} char:{column}\n{what} is not supported by the lab's PowerShell "
         "(outside POWERSHELL-SUBSET.md).",
@@ -191,14 +189,14 @@ def _refusal(parsed: ParsedScript, node: tree_sitter.Node, what: str) -> ErrorRe
     )
 
 
-def _check(parsed: ParsedScript, node: tree_sitter.Node) -> str | None:
+def _check(original: str, node: SyntaxNode) -> str | None:
     """What is wrong with this one node (its children are checked separately), or None."""
     kind = node.type
     if not node.is_named:
         return None
+    text = original[node.start : node.end]
     if kind not in ALLOWED_NODES:
-        return f"'{kind.replace('_', ' ')}' ('{parsed.text(node)[:30]}')"
-    text = parsed.text(node)
+        return f"'{kind.replace('_', ' ')}' ('{text[:30]}')"
     if kind == "assignment_operator" and text != "=":
         return f"The assignment operator '{text}'"
     if kind == "comparison_operator" and text.lower() not in COMPARISON_OPERATORS:
@@ -217,7 +215,7 @@ def _check(parsed: ParsedScript, node: tree_sitter.Node) -> str | None:
             return f"The unary operator '{first.type}'"
     if kind == "flow_control_statement" and node.children[0].type.lower() != "exit":
         return f"The '{node.children[0].type}' statement"
-    if kind == "redirection" and parsed.text(node).replace(" ", "") not in MERGING_REDIRECTIONS:
+    if kind == "redirection" and text.replace(" ", "") not in MERGING_REDIRECTIONS:
         return f"The redirection '{text}'"
     if kind == "catch_clause" and any(c.type == "catch_type_list" for c in node.children):
         return "A typed catch clause"
@@ -227,27 +225,29 @@ def _check(parsed: ParsedScript, node: tree_sitter.Node) -> str | None:
             return f"The automatic variable '{text}'"
         if ":" in name and not name.startswith("env:"):
             return f"The variable drive of '{text}'"
-    if kind == "cast_expression":
-        literal = node.child(0)
-        if literal is not None and type_key(parsed, literal) not in CAST_TYPES:
-            return f"The type '{parsed.text(literal)}'"
+    if kind == "cast_expression" and node.children:
+        literal = original[node.children[0].start : node.children[0].end]
+        if type_key(literal) not in CAST_TYPES:
+            return f"The type '{literal}'"
     if kind == "member_access" and any(c.type == "::" for c in node.children):
         target, member = node.children[0], node.children[-1]
         if (
             target.type != "type_literal"
-            or (type_key(parsed, target), parsed.text(member).lower()) not in STATIC_MEMBERS
+            or (type_key(original[target.start : target.end]), original[member.start : member.end].lower())
+            not in STATIC_MEMBERS
         ):
             return f"The static member '{text}'"
     if kind == "member_name" and (
-        node.named_child_count != 1 or node.named_children[0].type != "simple_name"
+        len(node.named_children) != 1 or node.named_children[0].type != "simple_name"
     ):
         return f"The dynamic member name '{text}'"
     if kind == "invocation_expression":
         if any(c.type == "::" for c in node.children):
             return f"The static method call '{text[:40]}'"
         method = next((c for c in node.children if c.type == "member_name"), None)
-        if method is None or parsed.text(method).lower() not in METHODS:
-            return f"The method '{parsed.text(method) if method is not None else text[:30]}'"
+        method_name = original[method.start : method.end] if method is not None else None
+        if method_name is None or method_name.lower() not in METHODS:
+            return f"The method '{method_name if method_name is not None else text[:30]}'"
     if (
         kind == "type_literal"
         and node.parent is not None
@@ -257,13 +257,18 @@ def _check(parsed: ParsedScript, node: tree_sitter.Node) -> str | None:
     return None
 
 
-def refusal(parsed: ParsedScript) -> ErrorRecord | None:
-    """The first out-of-subset construct, as a PowerShell-shaped parse-time error; None when all is in."""
-    stack = [parsed.tree.root_node]
+def first_refusal(original: str, root: SyntaxNode) -> ErrorRecord | None:
+    """The first out-of-subset construct in document order, or None when all is in."""
+    stack = [root]
     while stack:
         node = stack.pop()
-        problem = _check(parsed, node)
+        problem = _check(original, node)
         if problem is not None:
-            return _refusal(parsed, node, problem)
+            return _refusal(original, node, problem)
         stack.extend(reversed(node.children))
     return None
+
+
+def refusal(parsed: ParsedScript) -> ErrorRecord | None:
+    """The first out-of-subset construct, as a PowerShell-shaped parse-time error; None when all is in."""
+    return first_refusal(parsed.original, syntax_tree(parsed))

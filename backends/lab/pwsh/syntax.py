@@ -5,6 +5,9 @@ The grammar does not, so we parse a copy with those characters mapped to ASCII; 
 a single code point like its ASCII twin, so character offsets are shared and literal values are
 read from the *original* text (``'a–b'`` stays ``a–b``). Used by the lab's interpreter and by the
 tests that check the console's scripts.
+
+``syntax_tree`` copies a clean parse into plain Python objects once: every ``type``/``children``
+access on a tree-sitter node is a call into the bindings, too slow to repeat for every run.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ import tree_sitter_pwsh
 SMART_SINGLE = "\u2018\u2019\u201a\u201b"
 SMART_DOUBLE = "\u201c\u201d\u201e"
 SMART_DASH = "\u2013\u2014\u2015"
-_MAP = str.maketrans({**dict.fromkeys(SMART_SINGLE, "'"), **dict.fromkeys(SMART_DOUBLE, '"'),
-                      **dict.fromkeys(SMART_DASH, "-")})
+_MAP = str.maketrans(
+    {**dict.fromkeys(SMART_SINGLE, "'"), **dict.fromkeys(SMART_DOUBLE, '"'), **dict.fromkeys(SMART_DASH, "-")}
+)
 
 LANGUAGE = tree_sitter.Language(tree_sitter_pwsh.language())
 
@@ -75,6 +79,74 @@ class ParsedScript:
         else:
             what = f"Unexpected token '{self.text(node)[:40]}' in expression or statement"
         return f"At line:{line} char:{column}\n{what}."
+
+
+class SyntaxNode:
+    """A plain copy of one tree-sitter node: its kind, character span, line, field and children."""
+
+    __slots__ = ("children", "end", "field", "is_named", "named_children", "parent", "row", "start", "type")
+
+    def __init__(
+        self,
+        kind: str,
+        is_named: bool,
+        span: tuple[int, int],
+        row: int,
+        field: str | None,
+        parent: SyntaxNode | None,
+    ) -> None:
+        self.type = kind
+        self.is_named = is_named
+        self.start, self.end = span
+        #: the 0-based line of the node's start (tree-sitter's ``start_point[0]``)
+        self.row = row
+        #: the field name the parent gives this child (``condition``, ``value``, ...), if any
+        self.field = field
+        self.parent = parent
+        self.children: list[SyntaxNode] = []
+        self.named_children: list[SyntaxNode] = []
+
+    def child_by_field_name(self, name: str) -> SyntaxNode | None:
+        """The first child in field ``name`` (as tree-sitter's ``child_by_field_name``)."""
+        return next((child for child in self.children if child.field == name), None)
+
+    def __repr__(self) -> str:
+        return f"SyntaxNode({self.type}, {self.start}..{self.end})"
+
+
+def syntax_tree(parsed: ParsedScript) -> SyntaxNode:
+    """The whole tree as ``SyntaxNode`` objects (one walk with a tree cursor, no recursion)."""
+    to_char = parsed._byte_to_char
+    cursor = parsed.tree.walk()
+
+    def copy(parent: SyntaxNode | None) -> SyntaxNode:
+        node = cursor.node
+        assert node is not None
+        made = SyntaxNode(
+            node.type,
+            node.is_named,
+            (to_char[node.start_byte], to_char[node.end_byte]),
+            node.start_point[0],
+            cursor.field_name,
+            parent,
+        )
+        if parent is not None:
+            parent.children.append(made)
+            if made.is_named:
+                parent.named_children.append(made)
+        return made
+
+    root = copy(None)
+    path = [root]
+    while True:
+        if cursor.goto_first_child():
+            path.append(copy(path[-1]))
+            continue
+        while not cursor.goto_next_sibling():
+            if not cursor.goto_parent():
+                return root
+            path.pop()
+        path[-1] = copy(path[-2])
 
 
 def _byte_to_char_table(text: str) -> list[int]:

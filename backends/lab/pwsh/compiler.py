@@ -1,0 +1,1016 @@
+"""Compile a parsed script once into Python closures; running it is then calling them.
+
+The console sends the same few script texts again and again, so everything that depends only on
+the text is done here, once per text: node kinds are dispatched, literal values, variable names,
+casts and operators resolved, a command's parameter tokens laid out, and error positions
+(``At line:N char:M``) prepared. What depends on the run (variables, commands, the server) is
+left to the ``Interpreter`` the closures receive.
+
+Each closure does exactly what the tree walker did for its node, in the same order: an
+expression's PSError is located at the innermost expression that raised it, a statement's at the
+statement, and a construct the interpreter cannot run fails when it is reached, not before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, NoReturn
+
+from emconsole.backends.lab.pwsh import methods
+from emconsole.backends.lab.pwsh.api import ErrorRecord, PSError, PSObject, ScriptBlock
+from emconsole.backends.lab.pwsh.binder import Arg, Param
+from emconsole.backends.lab.pwsh.interpreter import Interpreter, ScriptExit, ScriptHalt
+from emconsole.backends.lab.pwsh.subset import CAST_TYPES, first_refusal, type_key, variable_name
+from emconsole.backends.lab.pwsh.syntax import SyntaxNode, parse, syntax_tree
+from emconsole.backends.lab.pwsh.values import (
+    Encoding,
+    Hashtable,
+    add,
+    as_list,
+    compare,
+    to_bool,
+    to_datetime,
+    to_int,
+    to_number,
+    to_string,
+)
+
+Expr = Callable[["Interpreter"], Any]
+Stmt = Callable[["Interpreter", list[Any]], None]
+Block = tuple[Stmt, ...]
+Caster = Callable[["Interpreter", Any], Any]
+Assign = Callable[["Interpreter", Any], None]
+
+_ESCAPES = {
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+    "0": "\0",
+    "a": "\a",
+    "b": "\b",
+    "f": "\f",
+    "v": "\v",
+    "e": "\x1b",
+}
+_MERGES = {"2>&1": {"error"}, "3>&1": {"warning"}, "6>&1": {"host"}, "*>&1": {"error", "warning", "host"}}
+_READ_ONLY = ("true", "false", "null", "_", "psitem")
+
+
+class Site:
+    """Where a node is: PowerShell's ``At line:N char:M`` block, made on first use and kept."""
+
+    __slots__ = ("_end", "_invocation", "_row", "_start", "_text")
+
+    def __init__(self, text: str, node: SyntaxNode) -> None:
+        self._text = text
+        self._start = node.start
+        self._end = node.end
+        self._row = node.row
+        self._invocation: str | None = None
+
+    def invocation(self) -> str:
+        """``At line:N char:M`` plus the source line and a ``~`` underline, as PowerShell prints them."""
+        if self._invocation is None:
+            text, start = self._text, self._start
+            line_start = text.rfind("\n", 0, start) + 1
+            line_end = text.find("\n", start)
+            line_end = len(text) if line_end == -1 else line_end
+            source = text[line_start:line_end].rstrip("\r")
+            column = start - line_start + 1
+            width = max(1, min(self._end, line_end) - start)
+            self._invocation = (
+                f"At line:{self._row + 1} char:{column}\r\n+ {source}\r\n+ {' ' * (column - 1)}{'~' * width}"
+            )
+        return self._invocation
+
+    def locate(self, record: ErrorRecord) -> None:
+        if not record.invocation:
+            record.invocation = self.invocation()
+
+
+def not_supported(site: Site, what: str) -> PSError:
+    return PSError(
+        ErrorRecord(
+            message=f"{what} is not supported by the lab's PowerShell (outside POWERSHELL-SUBSET.md).",
+            fully_qualified_error_id="NotSupportedInLab",
+            category="NotImplemented",
+            exception_type="System.NotSupportedException",
+            invocation=site.invocation(),
+        )
+    )
+
+
+def _raiser(make: Callable[[], BaseException]) -> Expr:
+    """An expression that fails when it is evaluated (a fresh exception each time)."""
+
+    def fail(it: Interpreter) -> NoReturn:
+        raise make()
+
+    return fail
+
+
+def _deferred(error: Exception) -> Callable[[], BaseException]:
+    """A tree shape the walker would have tripped over when it got there: trip over it then."""
+    return lambda: error.with_traceback(None)
+
+
+def _located(site: Site, run: Expr) -> Expr:
+    """The expression's PSError is positioned here unless an inner expression already was."""
+
+    def located(it: Interpreter) -> Any:
+        try:
+            return run(it)
+        except PSError as error:
+            site.locate(error.record)
+            raise
+
+    return located
+
+
+def _constant(value: Any) -> Expr:
+    return lambda it: value
+
+
+def _text_of(value: Expr) -> Expr:
+    return lambda it: to_string(value(it))
+
+
+def collect(items: list[Any]) -> Any:
+    """A pipeline's result as a value: nothing is $null, one object is itself, more are an array."""
+    if not items:
+        return None
+    return items[0] if len(items) == 1 else items
+
+
+# ---- argument tokens of a command ------------------------------------------------------------------
+#: ``tokens.append(payload)`` (a Param or an Arg whose value is fixed)
+TOKEN = 0
+#: ``tokens.append(Arg(payload(it)))``
+ARG = 1
+#: ``tokens.append(Param(name, expr(it)))`` with ``payload = (name, expr)``
+PARAM_VALUE = 2
+#: evaluate ``payload(it)`` and drop it (a ``-Name:value`` whose ':' was followed by another ':')
+EVALUATE = 3
+#: ``raise payload()``
+FAIL = 4
+
+ArgumentStep = tuple[int, Any]
+
+
+@dataclass(frozen=True)
+class CommandPlan:
+    """One command of a pipeline, everything about it that the text decides."""
+
+    site: Site
+    #: the command's name when written as a name; else ``target`` computes it
+    name: str | None
+    target: Expr | None
+    dot_sourced: bool
+    #: the tokens when none of them needs evaluating (the common case)
+    tokens: tuple[Param | Arg, ...] | None
+    steps: tuple[ArgumentStep, ...]
+    merges: frozenset[str]
+
+    def arguments(self, it: Interpreter) -> list[Param | Arg]:
+        """The parameter and argument tokens, values evaluated left to right."""
+        if self.tokens is not None:
+            return list(self.tokens)
+        tokens: list[Param | Arg] = []
+        for kind, payload in self.steps:
+            if kind == TOKEN:
+                tokens.append(payload)
+            elif kind == ARG:
+                tokens.append(Arg(payload(it)))
+            elif kind == PARAM_VALUE:
+                tokens.append(Param(payload[0], payload[1](it)))
+            elif kind == EVALUATE:
+                payload(it)
+            else:
+                raise payload()
+        return tokens
+
+
+@dataclass(frozen=True)
+class Program:
+    """A compiled script: its top-level statements, each rendered by Out-Default when it ends."""
+
+    statements: Block
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A script that does not run: a parse error or a construct outside the subset."""
+
+    record: ErrorRecord
+
+
+Prepared = Program | Refused
+
+
+class Compiler:
+    """Turns the ``SyntaxNode`` tree of one script into closures (one instance per script text)."""
+
+    def __init__(self, original: str, mapped: str) -> None:
+        self.original = original
+        self.mapped = mapped
+
+    def text(self, node: SyntaxNode) -> str:
+        return self.original[node.start : node.end]
+
+    def site(self, node: SyntaxNode) -> Site:
+        return Site(self.original, node)
+
+    # ---- statements -------------------------------------------------------------------------------
+    def statement_nodes(self, node: SyntaxNode) -> list[SyntaxNode]:
+        found: list[SyntaxNode] = []
+        for child in node.named_children:
+            if child.type in ("statement_list", "script_block_body"):
+                found += self.statement_nodes(child)
+            elif child.type not in ("comment", "empty_statement"):
+                found.append(child)
+        return found
+
+    def block(self, node: SyntaxNode | None) -> Block:
+        if node is None:
+            return ()
+        return tuple(self.statement(child) for child in self.statement_nodes(node))
+
+    def statement(self, node: SyntaxNode) -> Stmt:
+        try:
+            body = self._statement(node)
+        except Exception as error:  # re-raised when the statement runs, as before
+            fail = _raiser(_deferred(error))
+
+            def body(it: Interpreter, out: list[Any]) -> None:
+                fail(it)
+
+        site = self.site(node)
+
+        def run(it: Interpreter, out: list[Any]) -> None:
+            try:
+                it.last_ok = True
+                body(it, out)
+            except ScriptHalt:
+                raise
+            except PSError as error:
+                it.statement_failed(error, site)
+
+        return run
+
+    def _statement(self, node: SyntaxNode) -> Stmt:
+        kind = node.type
+        if kind == "pipeline":
+            return self._pipeline_statement(node)
+        if kind == "if_statement":
+            return self._if(node)
+        if kind == "foreach_statement":
+            return self._foreach(node)
+        if kind == "try_statement":
+            return self._try(node)
+        if kind == "flow_control_statement":
+            return self._exit(node)
+        site = self.site(node)
+        fail = _raiser(lambda: not_supported(site, f"The statement '{kind}'"))
+
+        def unsupported(it: Interpreter, out: list[Any]) -> None:
+            fail(it)
+
+        return unsupported
+
+    def _pipeline_statement(self, node: SyntaxNode) -> Stmt:
+        child = node.named_children[0]
+        if child.type == "assignment_expression":
+            assign = self.assignment(child)
+
+            def assignment(it: Interpreter, out: list[Any]) -> None:
+                assign(it)
+
+            return assignment
+        chain = self.chain(child)
+
+        def pipeline(it: Interpreter, out: list[Any]) -> None:
+            out.extend(chain(it))
+
+        return pipeline
+
+    def _if(self, node: SyntaxNode) -> Stmt:
+        clauses: list[tuple[Expr | None, Block]] = []
+        condition = node.child_by_field_name("condition")
+        body = next(c for c in node.named_children if c.type == "statement_block")
+        clauses.append((self._condition(condition), self._body(body)))
+        for child in node.named_children:
+            if child.type == "elseif_clauses":
+                for clause in child.named_children:
+                    block = next(c for c in clause.named_children if c.type == "statement_block")
+                    clauses.append(
+                        (self._condition(clause.child_by_field_name("condition")), self._body(block))
+                    )
+            elif child.type == "else_clause":
+                block = next(c for c in child.named_children if c.type == "statement_block")
+                clauses.append((None, self._body(block)))
+        chosen = tuple(clauses)
+
+        def run(it: Interpreter, out: list[Any]) -> None:
+            for test, block in chosen:
+                if test is None or to_bool(test(it)):
+                    for statement in block:
+                        statement(it, out)
+                    return
+
+        return run
+
+    def _condition(self, node: SyntaxNode | None) -> Expr | None:
+        return None if node is None else self.value_of_pipeline(node)
+
+    def _body(self, statement_block: SyntaxNode) -> Block:
+        return self.block(statement_block.child_by_field_name("statement_list"))
+
+    def _foreach(self, node: SyntaxNode) -> Stmt:
+        assign = self.assign_variable(next(c for c in node.named_children if c.type == "variable"))
+        source = self.value_of_pipeline(next(c for c in node.named_children if c.type == "pipeline"))
+        body = self._body(next(c for c in node.named_children if c.type == "statement_block"))
+
+        def run(it: Interpreter, out: list[Any]) -> None:
+            for item in as_list(source(it)):
+                assign(it, item)
+                for statement in body:
+                    statement(it, out)
+
+        return run
+
+    def _try(self, node: SyntaxNode) -> Stmt:
+        body = self._body(next(c for c in node.named_children if c.type == "statement_block"))
+        catches = next((c for c in node.named_children if c.type == "catch_clauses"), None)
+        handler: Block | None = None
+        handler_error: Exception | None = None
+        if catches is not None:
+            try:
+                handler = self._body(
+                    next(c for c in catches.named_children[0].named_children if c.type == "statement_block")
+                )
+            except Exception as error:  # the walker found this out only when it caught
+                handler_error = error
+        has_catch = catches is not None
+
+        def run(it: Interpreter, out: list[Any]) -> None:
+            it.try_depth += 1
+            try:
+                for statement in body:
+                    statement(it, out)
+            except PSError as error:
+                it.try_depth -= 1
+                if not has_catch:
+                    raise
+                if handler_error is not None:
+                    raise handler_error.with_traceback(None) from None
+                assert handler is not None
+                session = it.session
+                saved = session.get_variable("_")
+                session.set_variable("_", error.record)
+                session.set_variable("PSItem", error.record)
+                try:
+                    for statement in handler:
+                        statement(it, out)
+                finally:
+                    session.set_variable("_", saved)
+                    session.set_variable("PSItem", saved)
+                return
+            it.try_depth -= 1
+
+        return run
+
+    def _exit(self, node: SyntaxNode) -> Stmt:
+        value = self.value_of_pipeline(node.named_children[0]) if node.named_children else None
+
+        def run(it: Interpreter, out: list[Any]) -> None:
+            raise ScriptExit(to_int(value(it)) if value is not None else 0)
+
+        return run
+
+    # ---- pipelines --------------------------------------------------------------------------------
+    def chain(self, node: SyntaxNode) -> Callable[[Interpreter], list[Any]]:
+        """A pipeline's output objects."""
+        elements = [c for c in node.named_children if c.type != "comment"]
+        steps: list[tuple[str, Any]] = []
+        for index, element in enumerate(elements):
+            if element.type == "command":
+                steps.append(("command", self.command(element)))
+            elif index == 0:
+                steps.append(("value", self.value(element)))
+            else:
+                site = self.site(element)
+                steps.append(("fail", lambda site=site: not_supported(site, "An expression after '|'")))
+                break
+        if len(steps) == 1 and steps[0][0] == "command":
+            plan: CommandPlan = steps[0][1]
+            return lambda it: it.run_command(plan, None) or []
+        planned = tuple(steps)
+
+        def run(it: Interpreter) -> list[Any]:
+            items: list[Any] | None = None
+            for kind, step in planned:
+                if kind == "command":
+                    items = it.run_command(step, items)
+                elif kind == "value":
+                    value = step(it)
+                    items = [None] if value is None else as_list(value)  # `$null | x` sends one $null
+                else:
+                    raise step()
+            return items or []
+
+        return run
+
+    def value_of_pipeline(self, node: SyntaxNode) -> Expr:
+        """A pipeline used as an expression: an expression keeps its value, commands collect."""
+        try:
+            return self._value_of_pipeline(node)
+        except Exception as error:  # re-raised when evaluated, as the walker did
+            return _raiser(_deferred(error))
+
+    def _value_of_pipeline(self, node: SyntaxNode) -> Expr:
+        if (
+            node.type == "pipeline"
+            and node.named_children
+            and node.named_children[0].type == "assignment_expression"
+        ):
+            assign = self.assignment(node.named_children[0])
+
+            def assignment(it: Interpreter) -> None:
+                assign(it)
+
+            return assignment
+        chain_node = node.named_children[0] if node.type == "pipeline" else node
+        elements = [c for c in chain_node.named_children if c.type != "comment"]
+        if len(elements) == 1 and elements[0].type != "command":
+            return self.value(elements[0])
+        chain = self.chain(chain_node)
+        return lambda it: collect(chain(it))
+
+    def assignment(self, node: SyntaxNode) -> Callable[[Interpreter], None]:
+        left = node.named_children[0]
+        value_node = node.child_by_field_name("value")
+        assert value_node is not None
+        value = self.value_of_pipeline(value_node.named_children[0])
+        target = left.named_children[0]
+        while target.type == "unary_expression":
+            target = target.named_children[0]
+        caster: Caster | None = None
+        if (
+            target.type == "expression_with_unary_operator"
+            and target.named_children[0].type == "cast_expression"
+        ):
+            cast = target.named_children[0]
+            caster = self.cast(cast, cast.named_children[0])
+            target = cast.named_children[1]
+            while target.type == "unary_expression":
+                target = target.named_children[0]
+        if target.type == "variable":
+            store = self.assign_variable(target)
+        elif target.type == "member_access":
+            store = self._assign_member(target)
+        else:
+            site = self.site(target)
+
+            def store(it: Interpreter, value: Any) -> None:
+                raise not_supported(site, "Assigning to this expression")
+
+        if caster is None:
+            return lambda it: store(it, value(it))
+        convert = caster
+        return lambda it: store(it, convert(it, value(it)))
+
+    def _assign_member(self, node: SyntaxNode) -> Assign:
+        owner, member = node.named_children[0], node.named_children[-1]
+        name = self.text(member)
+        if owner.type == "type_literal":
+
+            def encoding(it: Interpreter, value: Any) -> None:
+                it.session.output_encoding = value
+
+            return encoding
+        target = self.value(owner)
+
+        def store(it: Interpreter, value: Any) -> None:
+            obj = target(it)
+            if isinstance(obj, (PSObject, Hashtable)) and (isinstance(obj, Hashtable) or name in obj):
+                obj[name] = value
+                return
+            raise PSError(
+                ErrorRecord(
+                    message=f"The property '{name}' cannot be found on this object. "
+                    "Verify that the property exists and "
+                    "can be set.",
+                    fully_qualified_error_id="PropertyAssignmentException",
+                    category="InvalidOperation",
+                )
+            )
+
+        return store
+
+    def assign_variable(self, node: SyntaxNode) -> Assign:
+        name = variable_name(self.text(node))
+        if name.lower().startswith("env:"):
+            key = name[4:]
+            return lambda it, value: it.session.set_env(key, to_string(value))
+        if name.lower() in _READ_ONLY:
+
+            def read_only(it: Interpreter, value: Any) -> None:
+                raise PSError(
+                    ErrorRecord(
+                        message=f"Cannot overwrite variable {name} because it is read-only or constant.",
+                        fully_qualified_error_id="VariableNotWritable",
+                        category="WriteError",
+                        exception_type="System.Management.Automation.SessionStateUnauthorizedAccessException",
+                    )
+                )
+
+            return read_only
+        return lambda it, value: it.session.set_variable(name, value)
+
+    # ---- commands ---------------------------------------------------------------------------------
+    def command(self, node: SyntaxNode) -> CommandPlan:
+        operator = next((c for c in node.children if c.type == "command_invocation_operator"), None)
+        name_node = node.child_by_field_name("command_name")
+        assert name_node is not None
+        dot_sourced = operator is not None and self.text(operator) == "."
+        name: str | None = None
+        target: Expr | None = None
+        if name_node.type == "command_name":
+            name = self.text(name_node)
+        else:
+            target = self._command_target(name_node)
+        steps, merges = self._arguments(node.child_by_field_name("command_elements"))
+        static = all(kind == TOKEN for kind, _ in steps)
+        return CommandPlan(
+            site=self.site(node),
+            name=name,
+            target=target,
+            dot_sourced=dot_sourced,
+            tokens=tuple(payload for _, payload in steps) if static else None,
+            steps=steps,
+            merges=merges,
+        )
+
+    def _command_target(self, node: SyntaxNode) -> Expr:
+        inner = node.named_children[0]
+        if inner.type == "path_command_name":
+            parts = inner.named_children
+            if len(parts) == 1 and parts[0].type == "variable":
+                return self.value(parts[0])
+            return _constant(self.text(inner))
+        return self.value(inner)
+
+    def _arguments(self, node: SyntaxNode | None) -> tuple[tuple[ArgumentStep, ...], frozenset[str]]:
+        """The walker's token loop, run here on what the text fixes; values stay for the run.
+
+        ``tokens`` mirrors the token list the walker built (with the index of the step that made each
+        one) so that a ``:`` separator pops the same token it did.
+        """
+        steps: list[ArgumentStep | None] = []
+        tokens: list[tuple[bool, int]] = []  # (is a Param, index in steps)
+        merges: set[str] = set()
+        if node is None:
+            return (), frozenset()
+        pending: str | None = None
+        for child in node.named_children:
+            kind = child.type
+            if kind == "command_argument_sep" and self.text(child).strip() == ":":
+                if not tokens or not tokens[-1][0]:
+                    site = self.site(child)
+                    steps.append(
+                        (FAIL, lambda site=site: not_supported(site, "A ':' not after a parameter name"))
+                    )
+                    break
+                _, index = tokens.pop()
+                made = steps[index]
+                assert made is not None
+                if made[0] == TOKEN:
+                    pending = made[1].name
+                    steps[index] = None
+                else:  # a -Name:value: its value is still evaluated, then dropped
+                    pending = made[1][0]
+                    steps[index] = (EVALUATE, made[1][1])
+                continue
+            if kind in ("command_argument_sep", "comment"):
+                continue
+            if kind == "redirection":
+                key = self.text(child).replace(" ", "")
+                if key not in _MERGES:
+                    steps.append((FAIL, lambda key=key: KeyError(key)))
+                    break
+                merges |= _MERGES[key]
+                continue
+            if kind == "command_parameter":
+                text = self.text(child)
+                if text.endswith(":"):
+                    pending = text[1:-1]
+                else:
+                    tokens.append((True, len(steps)))
+                    steps.append((TOKEN, Param(text[1:])))
+                continue
+            value = self._argument_value(child)
+            constant = value[1] if value[0] else None
+            if pending is not None:
+                tokens.append((True, len(steps)))
+                if value[0]:
+                    steps.append((TOKEN, Param(pending, constant)))
+                else:
+                    steps.append((PARAM_VALUE, (pending, value[1])))
+                pending = None
+            else:
+                tokens.append((False, len(steps)))
+                steps.append((TOKEN, Arg(constant)) if value[0] else (ARG, value[1]))
+        else:
+            if pending is not None:
+                steps.append((TOKEN, Param(pending)))
+        return tuple(step for step in steps if step is not None), frozenset(merges)
+
+    def _argument_value(self, node: SyntaxNode) -> tuple[bool, Any]:
+        """(True, text) for a bare word (a fixed string), else (False, expression)."""
+        if node.type == "generic_token":
+            return True, self.text(node)
+        if node.type == "bareword_argument_list":
+            parts = [self._argument_value(c) for c in node.named_children]
+            makers = tuple(part[1] if not part[0] else _constant(part[1]) for part in parts)
+            return False, lambda it: [make(it) for make in makers]
+        return False, self.value(node)
+
+    # ---- expressions ------------------------------------------------------------------------------
+    def value(self, node: SyntaxNode) -> Expr:
+        handler = getattr(self, "_v_" + node.type, None)
+        site = self.site(node)
+        if handler is None:
+            what = f"The expression '{node.type}'"
+            return _raiser(lambda: not_supported(site, what))
+        try:
+            run: Expr = handler(node, site)
+        except Exception as error:  # re-raised when evaluated, as the walker did
+            return _located(site, _raiser(_deferred(error)))
+        return run
+
+    def _v_unary_expression(self, node: SyntaxNode, site: Site) -> Expr:
+        return self.value(node.named_children[0])
+
+    def _v_argument_expression(self, node: SyntaxNode, site: Site) -> Expr:
+        return self.value(node.named_children[0])
+
+    def _v_variable(self, node: SyntaxNode, site: Site) -> Expr:
+        name = variable_name(self.text(node))
+        lowered = name.lower()
+        if lowered == "true":
+            return _constant(True)
+        if lowered == "false":
+            return _constant(False)
+        if lowered == "null":
+            return _constant(None)
+        if lowered.startswith("env:"):
+            key = name[4:]
+            return lambda it: it.session.get_env(key)
+        if lowered == "psitem":
+            name = "_"
+        return lambda it: it.session.get_variable(name)
+
+    def _v_string_literal(self, node: SyntaxNode, site: Site) -> Expr:
+        inner = node.named_children[0]
+        text = self.text(inner)
+        mapped = self.mapped[inner.start : inner.end]
+        if inner.type == "verbatim_string_characters":
+            return _constant(_unquote_single(text[1:-1], mapped[1:-1]))
+        if inner.type == "verbatim_here_string_characters":
+            return _constant(_here_body(text))
+        if inner.type in ("expandable_string_literal", "expandable_here_string_literal"):
+            return self._expand(inner, text, mapped, site)
+        inner_site = self.site(inner)
+        return _raiser(lambda: not_supported(inner_site, "This string form"))
+
+    def _expand(self, node: SyntaxNode, text: str, mapped: str, site: Site) -> Expr:
+        base = node.start
+        here = node.type == "expandable_here_string_literal"
+        start = text.index("\n") + 1 if here else 1
+        end = text.rindex("\n") if here else len(text) - 1
+        parts: list[str | Expr] = []
+        position = start
+        blocks = False
+        for child in node.named_children:
+            child_start, child_end = child.start - base, child.end - base
+            parts.append(_unescape(text[position:child_start], mapped[position:child_start], here))
+            if child.type == "sub_expression":
+                parts.append(self._sub_expression_text(child))
+                blocks = True
+            elif child.type == "variable":
+                parts.append(_text_of(self.value(child)))
+            position = child_end
+        parts.append(_unescape(text[position:end], mapped[position:end], here))
+        if all(isinstance(part, str) for part in parts):
+            return _constant("".join(part for part in parts if isinstance(part, str)))
+        pieces = tuple(parts)
+
+        def expand(it: Interpreter) -> str:
+            return "".join(part if isinstance(part, str) else part(it) for part in pieces)
+
+        return _located(site, expand) if blocks else expand
+
+    def _sub_expression_text(self, node: SyntaxNode) -> Expr:
+        block = self.block(node.child_by_field_name("statements"))
+
+        def text(it: Interpreter) -> str:
+            out: list[Any] = []
+            for statement in block:
+                statement(it, out)
+            return to_string(collect(out))
+
+        return text
+
+    def _v_integer_literal(self, node: SyntaxNode, site: Site) -> Expr:
+        text = self.text(node)
+        try:
+            return _constant(int(text, 16) if text.lower().startswith("0x") else int(text))
+        except ValueError:
+            return _raiser(lambda: not_supported(site, f"The number literal '{text}'"))
+
+    def _v_real_literal(self, node: SyntaxNode, site: Site) -> Expr:
+        text = self.text(node)
+        try:
+            return _constant(float(text))
+        except ValueError:
+            return _raiser(lambda: not_supported(site, f"The number literal '{text}'"))
+
+    def _v_array_expression(self, node: SyntaxNode, site: Site) -> Expr:
+        block = self.block(node.child_by_field_name("statements"))
+
+        def array(it: Interpreter) -> list[Any]:
+            out: list[Any] = []
+            for statement in block:
+                statement(it, out)
+            return out
+
+        return _located(site, array) if block else lambda it: []
+
+    def _v_sub_expression(self, node: SyntaxNode, site: Site) -> Expr:
+        block = self.block(node.child_by_field_name("statements"))
+
+        def sub(it: Interpreter) -> Any:
+            out: list[Any] = []
+            for statement in block:
+                statement(it, out)
+            return collect(out)
+
+        return _located(site, sub)
+
+    def _v_parenthesized_expression(self, node: SyntaxNode, site: Site) -> Expr:
+        return _located(site, self.value_of_pipeline(node.named_children[0]))
+
+    def _v_array_literal_expression(self, node: SyntaxNode, site: Site) -> Expr:
+        items = tuple(self.value(child) for child in node.named_children)
+        return lambda it: [item(it) for item in items]
+
+    def _v_hash_literal_expression(self, node: SyntaxNode, site: Site) -> Expr:
+        body = next((c for c in node.named_children if c.type == "hash_literal_body"), None)
+        entries: list[tuple[Expr, Expr | None]] = []
+        for entry in body.named_children if body is not None else []:
+            try:
+                key_inner = entry.named_children[0].named_children[0]
+                key = (
+                    _constant(self.text(key_inner))
+                    if key_inner.type == "simple_name"
+                    else self.value(key_inner)
+                )
+                value_node = entry.named_children[1] if len(entry.named_children) > 1 else None
+                entries.append((key, self.value_of_pipeline(value_node) if value_node is not None else None))
+            except Exception as error:  # the walker tripped over this entry when it got there
+                entries.append((_raiser(_deferred(error)), None))
+        planned = tuple(entries)
+
+        def table(it: Interpreter) -> Hashtable:
+            result = Hashtable()
+            for key, value in planned:
+                name = key(it)
+                result[name] = value(it) if value is not None else None
+            return result
+
+        return _located(site, table)
+
+    def _v_script_block_expression(self, node: SyntaxNode, site: Site) -> Expr:
+        block_node = node.named_children[0] if node.named_children else None
+        text = self.text(node)[1:-1]
+        body = self.block(
+            block_node.child_by_field_name("script_block_body") if block_node is not None else None
+        )
+
+        def script_block(it: Interpreter) -> ScriptBlock:
+            def invoke(*args: Any) -> list[Any]:
+                return it.invoke_block(body, args[0] if args else None)
+
+            return ScriptBlock(text, invoke)
+
+        return script_block
+
+    def _v_expression_with_unary_operator(self, node: SyntaxNode, site: Site) -> Expr:
+        first = node.children[0]
+        if first.type == "cast_expression":
+            return _located(site, self.value(first))
+        operand = self.value(node.named_children[-1])
+        operator = first.type.lower()
+        if operator in ("-not", "!"):
+            return lambda it: not to_bool(operand(it))
+        if operator == "-":
+            return _located(site, lambda it: -to_number(operand(it)))
+        what = f"The unary operator '{first.type}'"
+
+        def unsupported(it: Interpreter) -> NoReturn:
+            operand(it)
+            raise not_supported(site, what)
+
+        return _located(site, unsupported)
+
+    def _v_cast_expression(self, node: SyntaxNode, site: Site) -> Expr:
+        convert = self.cast(node, node.named_children[0])
+        operand = self.value(node.named_children[1])
+        return _located(site, lambda it: convert(it, operand(it)))
+
+    def cast(self, node: SyntaxNode, type_literal: SyntaxNode) -> Caster:
+        kind = CAST_TYPES.get(type_key(self.text(type_literal)))
+        if kind == "string":
+            return lambda it, value: to_string(value)
+        if kind == "int":
+            return lambda it, value: to_int(value)
+        if kind == "bool":
+            return lambda it, value: to_bool(value)
+        if kind == "datetime":
+            return lambda it, value: to_datetime(value, it.local)
+        if kind == "string[]":
+            return lambda it, value: (
+                [to_string(item) for item in as_list(value)] if value is not None else None
+            )
+        site = self.site(node)
+        if kind == "ordered":
+
+            def ordered(it: Interpreter, value: Any) -> Any:
+                if not isinstance(value, Hashtable):
+                    raise not_supported(site, "[ordered] on anything but a hash literal")
+                value.ordered = True
+                return value
+
+            return ordered
+        if kind == "pscustomobject":
+            return lambda it, value: PSObject(dict(value.items())) if isinstance(value, Hashtable) else value
+        what = f"The type '{self.text(type_literal)}'"
+
+        def unknown(it: Interpreter, value: Any) -> NoReturn:
+            raise not_supported(site, what)
+
+        return unknown
+
+    def _v_comparison_expression(self, node: SyntaxNode, site: Site) -> Expr:
+        left, operator, right = node.named_children[0], node.named_children[1], node.named_children[2]
+        op = self.text(operator).lower()
+        lhs, rhs = self.value(left), self.value(right)
+        if op in ("-match", "-notmatch"):
+            return _located(site, lambda it: it.match(op, lhs(it), rhs(it)))
+
+        def comparison(it: Interpreter) -> Any:
+            try:
+                return compare(op, lhs(it), rhs(it), it.local)
+            except PSError as error:
+                site.locate(error.record)
+                raise
+
+        return comparison
+
+    _v_comparison_argument_expression = _v_comparison_expression
+
+    def _v_logical_expression(self, node: SyntaxNode, site: Site) -> Expr:
+        children = node.children
+        first = self.value(children[0])
+        rest: list[tuple[str, Expr]] = []
+        index = 1
+        while index + 1 < len(children):
+            rest.append((children[index].type.lower(), self.value(children[index + 1])))
+            index += 2
+        pairs = tuple(rest)
+
+        def logical(it: Interpreter) -> bool:
+            result = to_bool(first(it))
+            for operator, operand in pairs:
+                if (operator == "-and" and result) or (operator == "-or" and not result):
+                    result = to_bool(operand(it))
+            return result
+
+        return logical
+
+    _v_logical_argument_expression = _v_logical_expression
+
+    def _v_additive_expression(self, node: SyntaxNode, site: Site) -> Expr:
+        first, *rest = (self.value(child) for child in node.named_children)
+        others = tuple(rest)
+
+        def additive(it: Interpreter) -> Any:
+            try:
+                result = first(it)
+                for other in others:
+                    result = add(result, other(it))
+                return result
+            except PSError as error:
+                site.locate(error.record)
+                raise
+
+        return additive
+
+    _v_additive_argument_expression = _v_additive_expression
+
+    def _v_member_access(self, node: SyntaxNode, site: Site) -> Expr:
+        owner, member = node.named_children[0], node.named_children[-1]
+        name = self.text(member)
+        if owner.type == "type_literal":
+            if name.lower() == "utf8":
+                return lambda it: Encoding("utf-8", bom=True)
+            return lambda it: it.session.output_encoding
+        target = self.value(owner)
+        return lambda it: methods.member(target(it), name)
+
+    def _v_invocation_expression(self, node: SyntaxNode, site: Site) -> Expr:
+        owner = self.value(node.named_children[0])
+        name = self.text(next(c for c in node.named_children if c.type == "member_name"))
+        arguments = next((c for c in node.named_children if c.type == "argument_list"), None)
+        values: list[Expr] = []
+        if arguments is not None:
+            for child in arguments.named_children:
+                values += [
+                    self.value(arg) for arg in child.named_children if arg.type == "argument_expression"
+                ]
+        planned = tuple(values)
+
+        def invocation(it: Interpreter) -> Any:
+            try:
+                evaluated = [value(it) for value in planned]
+                return methods.call(owner(it), name, evaluated, it.local)
+            except PSError as error:
+                site.locate(error.record)
+                raise
+
+        return invocation
+
+    def _v_element_access(self, node: SyntaxNode, site: Site) -> Expr:
+        owner, index = self.value(node.named_children[0]), self.value(node.named_children[1])
+        return _located(site, lambda it: methods.index(owner(it), index(it)))
+
+
+def _unquote_single(text: str, mapped: str) -> str:
+    out: list[str] = []
+    index = 0
+    while index < len(text):
+        out.append(text[index])
+        index += 2 if mapped[index] == "'" and index + 1 < len(text) and mapped[index + 1] == "'" else 1
+    return "".join(out)
+
+
+def _here_body(text: str) -> str:
+    return text[text.index("\n") + 1 : text.rindex("\n")].replace("\r\n", "\n").rstrip("\r")
+
+
+def _unescape(text: str, mapped: str, here: bool) -> str:
+    """Backtick escapes and doubled ``""`` of a double-quoted string's literal stretch."""
+    out: list[str] = []
+    index = 0
+    while index < len(text):
+        char = mapped[index]
+        if char == "`" and index + 1 < len(text):
+            following = text[index + 1]
+            out.append(_ESCAPES.get(following, following))
+            index += 2
+        elif char == '"' and not here and index + 1 < len(text) and mapped[index + 1] == '"':
+            out.append(text[index + 1])
+            index += 2
+        else:
+            out.append(text[index])
+            index += 1
+    return "".join(out)
+
+
+def _parse_error(message: str) -> ErrorRecord:
+    return ErrorRecord(
+        message=message,
+        fully_qualified_error_id="ParseException",
+        category="ParserError",
+        exception_type="System.Management.Automation.ParseException",
+    )
+
+
+@lru_cache(maxsize=512)
+def prepare(text: str) -> Prepared:
+    """Parse, check and compile a script text once (cached: the console sends the same texts again).
+
+    A refused script's record is shared between runs: callers only render it.
+    """
+    parsed = parse(text)
+    message = parsed.first_error_message()
+    if message is not None:
+        return Refused(_parse_error(message))
+    root = syntax_tree(parsed)
+    refused = first_refusal(parsed.original, root)
+    if refused is not None:
+        return Refused(refused)
+    compiler = Compiler(parsed.original, parsed.mapped)
+    return Program(compiler.block(root))
