@@ -85,8 +85,11 @@ def obsolete_ids(state: ServerState, knowledge: Knowledge) -> list[str]:
     ]
 
 
-def drift(state: ServerState, knowledge: Knowledge | None = None) -> list[Drift]:
-    """Applied but its rule is missing; a rule present but not listed; applied though fixed."""
+def drift(state: ServerState, obsolete: Iterable[str] = ()) -> list[Drift]:
+    """Applied but its rule is missing; a rule present but not listed; applied though fixed.
+
+    ``obsolete``: applied IDs the build no longer needs (``obsolete_ids``).
+    """
     out: list[Drift] = []
     found = all_artifacts(state)
     found_ids = [a.mitigation_id for a in found if a.mitigation_id]
@@ -100,7 +103,7 @@ def drift(state: ServerState, knowledge: Knowledge | None = None) -> list[Drift]
         mid = art.mitigation_id
         if art.kind in rewrite and mid and not any(same_mitigation(mid, a) for a in state.applied):
             out.append(Drift(mid, f"rule '{art.name}' present but not listed as applied"))
-    for mid in obsolete_ids(state, knowledge) if knowledge is not None else ():
+    for mid in obsolete:
         out.append(Drift(mid, "applied, but this build has the fix (leftover)"))
     return list(dict.fromkeys(out))
 

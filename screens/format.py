@@ -1,4 +1,5 @@
-"""How a server's snapshot is shown: cell texts, markers, drift, ages.
+"""How a server's snapshot is shown: cell texts, markers, ages (drift and the facts behind them come
+from ``emconsole.serverfacts``).
 
 Pure functions over the engine's ServerView and the domain model, so every screen (and a test)
 says "EM off (org)" the same way. Everything that came from a server is wrapped in ``Text`` —
@@ -8,22 +9,18 @@ never markup.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 from rich.text import Text
 
-from emconsole.models import (
-    ActionScope,
-    Artifact,
-    ArtifactKind,
-    MitigationKind,
-    MitigationStatus,
-    ServerFailure,
-    ServerState,
-    base_id,
-)
+from emconsole.models import ActionScope, ServerFailure, ServerState
+
+# One definition each, shared with the headless commands (re-exported for the screens).
+from emconsole.serverfacts import Drift as Drift
+from emconsole.serverfacts import build_of, ocs_reachable
+from emconsole.serverfacts import drift as drift
+from emconsole.serverfacts import obsolete_ids as obsolete_ids
 
 if TYPE_CHECKING:
     from emconsole.config import ServerConfig
@@ -99,52 +96,10 @@ def ocs_label(state: ServerState | None, tested: OcsResult | None = None) -> Tex
         return Text("ok", style="green") if tested.ok else Text("✗ test", style="bold red")
     if state is None:
         return Text(UNKNOWN, style="dim")
-    for event in sorted(state.events, key=lambda e: e.time, reverse=True):
-        if event.id == 1008:
-            return Text("✗", style="bold red")
-        if event.id in (1005, 1006):
-            return Text("ok", style="green")
-    return Text(DASH, style="dim")
-
-
-@dataclass(frozen=True)
-class Drift:
-    """One disagreement between what EM reports and what is on the server."""
-
-    mitigation_id: str
-    what: str
-
-
-def _ids_match(a: str, b: str) -> bool:
-    a, b = a.casefold(), b.casefold()
-    return a == b or (base_id(a) == base_id(b) and (a == base_id(a) or b == base_id(b) or a.startswith(b)
-                                                   or b.startswith(a)))
-
-
-def drift(state: ServerState, obsolete: Iterable[str] = ()) -> list[Drift]:
-    """Applied but artifact missing; artifact present but not listed; applied though fixed.
-
-    ``obsolete`` lists applied IDs the server's build no longer needs (from the knowledge module).
-    """
-    out: list[Drift] = []
-    found: list[Artifact] = list(state.artifacts)
-    for mit in state.mitigations:
-        found.extend(mit.artifacts)
-    found_ids = [a.mitigation_id for a in found if a.mitigation_id]
-    for mit in state.mitigations:
-        if mit.status is not MitigationStatus.APPLIED or mit.kind is not MitigationKind.URL_REWRITE:
-            continue
-        if not mit.artifacts and not any(_ids_match(mit.id, f) for f in found_ids):
-            out.append(Drift(mit.id, "applied, but its rewrite rule is missing"))
-    for art in found:
-        mid = art.mitigation_id
-        if art.kind in (ArtifactKind.REWRITE_RULE, ArtifactKind.REWRITE_PRECONDITION) and mid and not any(
-            _ids_match(mid, a) for a in state.applied
-        ):
-            out.append(Drift(mid, f"rule '{art.name}' present but not listed as applied"))
-    for mid in obsolete:
-        out.append(Drift(mid, "applied, but this build has the fix (leftover)"))
-    return list(dict.fromkeys(out))
+    reachable = ocs_reachable(state)
+    if reachable is None:
+        return Text(DASH, style="dim")
+    return Text("ok", style="green") if reachable else Text("✗", style="bold red")
 
 
 def ids_label(ids: Iterable[str]) -> Text:
@@ -172,13 +127,6 @@ def tls_off(config: ServerConfig) -> bool:
     return config.scheme.value == "https" and not config.tls_verify
 
 
-def build_of(state: ServerState) -> str | None:
-    """The build number, from the status script or from AdminDisplayVersion."""
-    from emconsole.knowledge import build_from_admin_display_version
-
-    return state.build or build_from_admin_display_version(state.admin_display_version)
-
-
 def build_name(state: ServerState | None, knowledge: Knowledge, *, short: bool = False) -> str:
     """"Exchange 2019 CU15 Feb26SU" as admins name it (``short`` drops "Exchange ")."""
     if state is None:
@@ -188,18 +136,3 @@ def build_name(state: ServerState | None, knowledge: Knowledge, *, short: bool =
         return clip(state.admin_display_version or UNKNOWN)
     name = knowledge.build_info(build).name
     return name.removeprefix("Exchange ") if short else name
-
-
-def obsolete_ids(state: ServerState, knowledge: Knowledge) -> list[str]:
-    """Applied IDs whose fix this server's build already has (leftovers)."""
-    from emconsole.knowledge import FixStatus
-
-    build = build_of(state)
-    if build is None:
-        return []
-    out = []
-    for mid in state.applied:
-        known = knowledge.catalogue.get(mid) is not None
-        if known and knowledge.fix_status(build, mid).status is FixStatus.FIXED:
-            out.append(mid)
-    return out

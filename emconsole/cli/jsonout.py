@@ -25,7 +25,7 @@ from emconsole.models import (
     ServerState,
 )
 from emconsole.monitoring import FindingCode
-from emconsole.serverfacts import build_of, drift, ocs_reachable
+from emconsole.serverfacts import build_of, drift, obsolete_ids, ocs_reachable
 
 SCHEMA_VERSION = 1
 
@@ -155,7 +155,8 @@ def server_out(view: Any, knowledge: Knowledge, *, events: int | None = None) ->
                                    description=m.description, blocked=state.is_blocked(m.id))
                      for m in state.mitigations],
         artifacts=[_artifact(a) for a in state.artifacts],
-        drift=[DriftOut(mitigation_id=d.mitigation_id, what=d.what) for d in drift(state, knowledge)],
+        drift=[DriftOut(mitigation_id=d.mitigation_id, what=d.what)
+               for d in drift(state, obsolete_ids(state, knowledge))],
         backups=[b.id for b in state.backups],
         events=None if events is None else [EventOut(id=e.id, time=e.time, level=e.level, message=e.message)
                                             for e in newest[:events]],
