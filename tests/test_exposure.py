@@ -257,3 +257,18 @@ def test_fleet_order_remedies_and_leftover_deletions(knowledge: Knowledge) -> No
     assert deletions == {(("M2",), ("EX03",)), (("M1", "M2"), ("EX05",))}
     with pytest.raises(KeyError):
         assess(views[0], "CVE-1999-0001", knowledge)
+
+
+def test_drift_and_obsolete_ids(knowledge: Knowledge) -> None:
+    from emconsole.serverfacts import drift, obsolete_ids
+
+    applied_row = Mitigation(id="M2.1.0", kind=MitigationKind.URL_REWRITE, status=MitigationStatus.APPLIED)
+    missing = server(applied=("M2.1.0",), mitigations=(applied_row,)).state
+    unlisted = server(artifacts=(M2_RULE,)).state
+    fixed = server(SE_JUL26, applied=("M2.1.0",), mitigations=(applied_row,), artifacts=(M2_RULE,)).state
+    assert missing and unlisted and fixed
+    assert [d.what for d in drift(missing)] == ["applied, but its rewrite rule is missing"]
+    assert [d.what for d in drift(unlisted)] == [f"rule '{M2_RULE.name}' present but not listed as applied"]
+    assert obsolete_ids(fixed, knowledge) == ["M2.1.0"] and obsolete_ids(missing, knowledge) == []
+    assert [d.mitigation_id for d in drift(fixed, obsolete_ids(fixed, knowledge))] == ["M2.1.0"]
+    assert drift(server(**PROTECTED_M2).state) == []  # type: ignore[arg-type]
