@@ -43,13 +43,10 @@ class Lab:
 
 def exchange_host_factory(spec: LabSpec) -> tuple[HostFactory, Organisation]:
     """One ExchangeHost for the whole organisation the spec describes (server names don't need ports)."""
-    from emconsole.backends.lab.exchange.builder import build_org
-    from emconsole.backends.lab.exchange.host import ExchangeHost
-    from emconsole.backends.lab.exchange.spec import from_lab_spec
+    from emconsole.backends.lab.exchange.lab import ExchangeHostFactory
 
-    org = build_org(from_lab_spec(spec, spec.server_specs(spec.first_port or 1)))
-    host = ExchangeHost(org)
-    return (lambda _server: host), org
+    factory = ExchangeHostFactory(spec)
+    return factory, factory.org
 
 
 def start_lab(spec: LabSpec | None = None, **fields: Any) -> Lab:
@@ -66,16 +63,9 @@ def start_lab(spec: LabSpec | None = None, **fields: Any) -> Lab:
 
 def lab_servers(fleet: LabFleet, ems: str = "snapin") -> tuple[ServerConfig, ...]:
     """One ServerConfig per lab server, as ``emconsole lab --write-config`` describes them."""
-    spec = fleet.spec
-    user = f"{spec.domain}\\{spec.username}" if spec.auth == "ntlm" else spec.username
-    return tuple(
-        ServerConfig.model_validate({
-            "name": server.name, "host": "127.0.0.1", "port": server.port, "scheme": spec.scheme,
-            "transport": spec.auth, "ems": ems, "username": user, "password_from": f"env:{LAB_PASSWORD_ENV}",
-            "ca_bundle": fleet.ca_path, "tags": {"site": "lab"},
-        })
-        for server in fleet.servers
-    )
+    from emconsole.backends.lab.configfile import server_entries
+
+    return tuple(ServerConfig.model_validate(entry) for entry in server_entries(fleet, ems))
 
 
 def lab_config(fleet: LabFleet, *, concurrency: int = 32, call_timeout: float = 20.0, read_only: bool = False,

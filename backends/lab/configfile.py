@@ -10,12 +10,13 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
+from emconsole.labconfig import LAB_PASSWORD_ENV as PASSWORD_ENV
+
 if TYPE_CHECKING:
     from emconsole.backends.lab.fleet import LabFleet
 
     from emconsole.knowledge import BuildTable
 
-PASSWORD_ENV = "EMCONSOLE_LAB_PASSWORD"
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from emconsole.backends.lab.configfile import PASSWORD_ENV, config_text  # config_text: used by tests too
 from emconsole.backends.lab.spec import (
     AUTH_SCHEMES,
     DEFAULT_DOMAIN,
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
     from emconsole.backends.lab.fleet import LabFleet
     from emconsole.backends.lab.spec import LabSpec
 
-PASSWORD_ENV = "EMCONSOLE_LAB_PASSWORD"
 PYWINRM_TRANSPORT = {"basic": "basic", "ntlm": "ntlm", "certificate": "certificate"}
 
 HELP = f"""Serve a lab fleet of emulated Exchange servers over WS-Management (WinRM) on loopback.
@@ -220,7 +220,6 @@ def _password_source(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from emconsole.backends.lab.configfile import config_text
     from emconsole.backends.lab.fleet import LabFleet
     from emconsole.backends.lab.spec import SpecError
     from emconsole.backends.lab.wire.counters import format_counters
