@@ -123,7 +123,7 @@ def test_wrong_credentials_fault_refuses_the_right_password(lab_factory: LabFact
 def _cert_session(fleet: LabFleet, number: int, cert: Path, key: Path) -> winrm.Session:
     return winrm.Session(
         fleet.endpoint(number),
-        auth=(None, None),
+        auth=("", ""),  # the certificate is the credential
         transport="certificate",
         cert_pem=str(cert),
         cert_key_pem=str(key),
