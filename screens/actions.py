@@ -1,7 +1,8 @@
 """The operator's actions, shared by the fleet, detail and matrix screens.
 
 A screen says which servers (cursor row or marked set) and, where it knows, which mitigation; this
-mixin turns a key into ``app.start_action`` (plan → confirm → execute). In read-only mode
+mixin turns a key into ``app.start_action`` (plan → confirm → execute). Kinds are named by value
+("block") so this module, part of the first frame, does not import the domain model. In read-only mode
 ``check_action`` returns None, which greys the key out in the footer and blocks it; the engine
 refuses as well.
 """
@@ -13,8 +14,6 @@ from typing import TYPE_CHECKING, ClassVar, cast
 from emconsole.screens.app import CHANGE_ACTIONS
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-
-from emconsole.models import ActionKind, ActionScope, base_id
 
 if TYPE_CHECKING:
     from emconsole.screens.app import EmConsoleApp
@@ -71,14 +70,16 @@ class ServerActions(Screen[None]):
         if self.check_action(action, ()) is True:
             getattr(self, f"action_{action}")()
 
-    def _with_ids(self, kind: ActionKind) -> None:
+    def _with_ids(self, kind: str) -> None:
         app = cast("EmConsoleApp", self.app)
         servers = self.target_servers()
 
         def start(ids: list[str]) -> None:
-            if kind is ActionKind.DELETE:
+            if kind == "delete":
                 # A server lists "M2.1.0" but names its rules "EEMS M2.1 ..."; the delete scan
                 # matches rule names by ID prefix, so the base ID is what finds every artifact.
+                from emconsole.models import base_id
+
                 ids = list(dict.fromkeys(base_id(i) for i in ids))
             app.start_action(kind, servers, ids)
 
@@ -95,33 +96,33 @@ class ServerActions(Screen[None]):
         app.push_screen(MitigationPicker(kind, self.candidate_mitigations()), picked)
 
     def action_reapply(self) -> None:
-        cast("EmConsoleApp", self.app).start_action(ActionKind.REAPPLY, self.target_servers())
+        cast("EmConsoleApp", self.app).start_action("reapply", self.target_servers())
 
     def action_block(self) -> None:
-        self._with_ids(ActionKind.BLOCK)
+        self._with_ids("block")
 
     def action_unblock(self) -> None:
-        self._with_ids(ActionKind.UNBLOCK)
+        self._with_ids("unblock")
 
     def action_delete(self) -> None:
-        self._with_ids(ActionKind.DELETE)
+        self._with_ids("delete")
 
     def action_enable_em(self) -> None:
-        cast("EmConsoleApp", self.app).start_action(ActionKind.ENABLE, self.target_servers())
+        cast("EmConsoleApp", self.app).start_action("enable", self.target_servers())
 
     def action_disable_em(self) -> None:
-        cast("EmConsoleApp", self.app).start_action(ActionKind.DISABLE, self.target_servers())
+        cast("EmConsoleApp", self.app).start_action("disable", self.target_servers())
 
-    def _org(self, kind: ActionKind) -> None:
+    def _org(self, kind: str) -> None:
         app = cast("EmConsoleApp", self.app)
         servers = [v.name for v in app.views()]
-        app.start_action(kind, servers, scope=ActionScope.ORG)
+        app.start_action(kind, servers, scope="org")
 
     def action_enable_org(self) -> None:
-        self._org(ActionKind.ENABLE)
+        self._org("enable")
 
     def action_disable_org(self) -> None:
-        self._org(ActionKind.DISABLE)
+        self._org("disable")
 
     def action_test_ocs(self) -> None:
         cast("EmConsoleApp", self.app).start_ocs_test(self.target_servers())

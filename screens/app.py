@@ -21,11 +21,10 @@ from textual.binding import Binding, BindingType
 from textual.screen import ModalScreen, Screen
 from textual.worker import Worker, WorkerState
 
-from emconsole.models import ActionKind, ActionOutcome, ActionRequest, ActionScope, OutcomeStatus
-
 if TYPE_CHECKING:
     from emconsole.engine import ActionPlan, FleetEngine, OcsResult, ServerView
     from emconsole.knowledge import Knowledge
+    from emconsole.models import ActionKind, ActionOutcome, ActionRequest, ActionScope
 
 #: Binding actions that change servers: greyed out (check_action -> None) in read-only mode.
 CHANGE_ACTIONS = frozenset(
@@ -279,17 +278,23 @@ class EmConsoleApp(App[int]):
     # ----- actions ------------------------------------------------------------------------------
     def start_action(
         self,
-        kind: ActionKind,
+        kind: ActionKind | str,
         servers: Sequence[str],
         mitigation_ids: Sequence[str] = (),
-        scope: ActionScope = ActionScope.SERVER,
+        scope: ActionScope | str = "server",
     ) -> None:
-        """Plan an action, confirm it with the operator, then run it (or dry-run it)."""
+        """Plan an action, confirm it with the operator, then run it (or dry-run it).
+
+        ``kind`` and ``scope`` may be given by value ("block", "org"): the screens name them that
+        way so that the domain model (pydantic) is imported after the first frame, not before.
+        """
         if self.engine is None or not servers:
             return
+        from emconsole.models import ActionKind, ActionRequest, ActionScope
+
         try:
-            request = ActionRequest(kind=kind, servers=tuple(servers), mitigation_ids=tuple(mitigation_ids),
-                                    scope=scope)
+            request = ActionRequest(kind=ActionKind(kind), servers=tuple(servers),
+                                    mitigation_ids=tuple(mitigation_ids), scope=ActionScope(scope))
             plan = self.engine.plan(request)
         except Exception as exc:  # ReadOnlyError, invalid input: said, not raised
             self.notify(str(exc), title="refused", severity="error", markup=False)
@@ -335,6 +340,8 @@ class EmConsoleApp(App[int]):
         self.notify("; ".join(parts), severity="warning" if len(parts) > 1 else "information", markup=False)
 
     def _execute(self, plan: ActionPlan, *, dry_run: bool) -> None:
+        from emconsole.models import ActionOutcome, OutcomeStatus
+
         run = ActionRun(title=plan_title(plan), request=plan.request, dry_run=dry_run, started=self.clock())
         self.last_run = run
         if dry_run:
@@ -350,6 +357,8 @@ class EmConsoleApp(App[int]):
     @work(group="action", exit_on_error=False)
     async def _run_action(self, plan: ActionPlan, run: ActionRun) -> None:
         """Never an exclusive worker: a change in flight must not be cancelled by the next one."""
+        from emconsole.models import OutcomeStatus
+
         assert self.engine is not None
         engine = self.engine
         servers = [step.server for step in plan.steps]
@@ -447,6 +456,8 @@ class EmConsoleApp(App[int]):
 
 def plan_title(plan: ActionPlan) -> str:
     """"Block M2 on 4 servers", "Disable EM for the organisation" — the confirm title."""
+    from emconsole.models import ActionKind, ActionScope
+
     req = plan.request
     verb = {
         ActionKind.REAPPLY: "Reapply (restart the EM service)",

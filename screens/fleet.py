@@ -6,21 +6,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from emconsole.screens.actions import ACTION_BINDINGS, ServerActions
 from emconsole.screens.base import TableScreen
-from emconsole.screens.format import (
-    DASH,
-    LOADING,
-    clip,
-    drift,
-    em_label,
-    health,
-    ids_label,
-    obsolete_ids,
-    ocs_label,
-    service_label,
-    tls_off,
-)
-from emconsole.screens.format import age as age_text
-from emconsole.screens.format import build_name as build_text
 from emconsole.screens.grid import Column, Grid
 from rich.text import Text
 from textual.binding import BindingType
@@ -30,15 +15,13 @@ if TYPE_CHECKING:
 
 
 def _site(view: ServerView) -> str:
-    tags = getattr(view.config, "tags", None) or {}
-    if isinstance(tags, dict):
-        site = tags.get("site", "")
-        rest = [f"{k}={v}" for k, v in tags.items() if k not in ("site", "environment")]
-        return " ".join([site, *rest]).strip() or DASH
-    return " ".join(str(t) for t in tags) or DASH
+    tags = view.config.tags
+    rest = [f"{k}={v}" for k, v in tags.items() if k not in ("site", "environment")]
+    return " ".join([tags.get("site", ""), *rest]).strip() or DASH
 
 
 AGE_COLUMN = 10
+DASH = "—"
 
 
 class FleetScreen(TableScreen, ServerActions):
@@ -79,6 +62,8 @@ class FleetScreen(TableScreen, ServerActions):
 
     def _tick(self) -> None:
         """The clock and ages move once a second; only the age cells are rewritten."""
+        from emconsole.screens.format import age as age_text
+
         self.status_changed()
         now = self.console_app.clock()
         for view in self.console_app.views():
@@ -97,6 +82,23 @@ class FleetScreen(TableScreen, ServerActions):
         self.grid.set_row(view.name, cells, highlight=highlight and known)
 
     def row_cells(self, view: ServerView) -> list[Text]:
+        # Imported here: the format helpers pull in the domain model (pydantic), which the first
+        # frame does not need — the first rows arrive after the engine is up.
+        from emconsole.screens.format import (
+            LOADING,
+            build_name,
+            clip,
+            drift,
+            em_label,
+            health,
+            ids_label,
+            obsolete_ids,
+            ocs_label,
+            service_label,
+            tls_off,
+        )
+        from emconsole.screens.format import age as age_text
+
         app = self.console_app
         state = view.state
         knowledge = app.knowledge
@@ -123,7 +125,7 @@ class FleetScreen(TableScreen, ServerActions):
             marker,
             name,
             Text(_site(view)),
-            Text(build_text(state, knowledge, short=True)) if state else Text(DASH, style="dim"),
+            Text(build_name(state, knowledge, short=True)) if state else Text(DASH, style="dim"),
             em_label(state),
             service_label(state),
             ocs_label(state, app.ocs_results.get(view.name)),

@@ -11,8 +11,6 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import SelectionList, Static
 
-from emconsole.models import ActionKind
-
 
 class MitigationPicker(ModalScreen[list[str]]):
     """Space selects, enter goes on, escape cancels."""
@@ -22,14 +20,14 @@ class MitigationPicker(ModalScreen[list[str]]):
         Binding("enter", "done", "OK", id="picker.done", priority=True),
     ]
 
-    def __init__(self, kind: ActionKind, ids: list[str]) -> None:
+    def __init__(self, kind: str, ids: list[str]) -> None:
         super().__init__()
         self.kind = kind
         self.ids = ids
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Static(Text(f"{self.kind.value.capitalize()} which mitigation? (space selects, enter OK)",
+            yield Static(Text(f"{self.kind.capitalize()} which mitigation? (space selects, enter OK)",
                               style="bold"))
             yield SelectionList[str](*[(Text(mid), mid) for mid in self.ids], id="picker")
 

@@ -1,0 +1,163 @@
+"""Console responsiveness: time to first frame of ``emconsole --demo``, and the Grid filter at scale.
+
+Not a unit test: a measurement to print and compare. Two numbers the console promises (issue 6):
+the demo's first frame in under 1.5 s, and a regex filter over ~5,000 rows within 100 ms.
+
+    python bench/ui.py [--runs 3] [--rows 5000]
+
+First frame: ``emconsole --demo`` runs in a pseudo-terminal (120x40) as an operator starts it; the
+clock runs from the spawn to the first bytes of the top bar on the terminal, then on to the lab's
+servers showing up (engine up) and to the end of the first refresh of all 36 servers; then ctrl+q.
+Grid filter: a headless app holds a Grid with the mitigation list's columns and ``--rows`` rows;
+one filter = ``set_filter`` + recomputing the visible rows + rendering the lines on screen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import fcntl
+import os
+import pty
+import re
+import select
+import statistics
+import struct
+import subprocess
+import sys
+import termios
+import time
+from collections.abc import Callable
+
+MARKS = {
+    "first frame": re.compile(rb"emconsole"),
+    "servers listed": re.compile(rb"36 servers"),
+    "first refresh done": re.compile(rb"refresh 30s"),
+}
+# Textual redraws only what changed: the terminal stream is searched with its escapes removed.
+_ESCAPES = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][0-9A-Za-z]|\x1b[=>]")
+
+
+def first_frame(timeout: float = 60.0) -> dict[str, float]:
+    """Seconds from spawning ``emconsole --demo`` to each mark in ``MARKS`` (missing: not reached)."""
+    main, child = pty.openpty()
+    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    env = {**os.environ, "TERM": "xterm-256color", "COLORTERM": "truecolor"}
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "emconsole", "--demo"], stdin=child, stdout=child,
+                            stderr=child, env=env, close_fds=True, start_new_session=True)
+    os.close(child)
+    seen: dict[str, float] = {}
+    screen = b""
+    try:
+        while len(seen) < len(MARKS) and time.perf_counter() - start < timeout:
+            ready, _, _ = select.select([main], [], [], 0.05)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(main, 65536)
+            except OSError:
+                break
+            screen = (screen + _ESCAPES.sub(b"", chunk))[-200_000:]
+            for name, pattern in MARKS.items():
+                if name not in seen and pattern.search(screen):
+                    seen[name] = time.perf_counter() - start
+    finally:
+        quit_started = time.perf_counter()
+        try:
+            os.write(main, b"\x11")  # ctrl+q
+            proc.wait(timeout=30)
+            seen["quit"] = time.perf_counter() - quit_started
+        except (OSError, subprocess.TimeoutExpired):
+            proc.kill()
+            proc.wait()
+        _drain(main)
+        os.close(main)
+    return seen
+
+
+def _drain(fd: int) -> None:
+    while select.select([fd], [], [], 0)[0]:
+        try:
+            if not os.read(fd, 65536):
+                return
+        except OSError:
+            return
+
+
+def grid_filter(rows: int, patterns: list[str]) -> dict[str, float]:
+    """Milliseconds per filter (median of 5) over ``rows`` rows, for each pattern."""
+    from emconsole.screens.grid import Column, Grid
+    from rich.text import Text
+    from textual.app import App, ComposeResult
+
+    columns = [Column("server", "Server", 20), Column("id", "ID", 12), Column("type", "Type", 12),
+               Column("status", "Status", 14), Column("found", "Found on server", 60),
+               Column("desc", "Description", 80)]
+    kinds = [("PING1", "heartbeat", "Applied", "—"),
+             ("M2.1.0", "url rewrite", "Applied", "outbound EEMS M2.1 OWA CSP - outbound (Default Web Site/owa)"),
+             ("M1.1", "url rewrite", "Blocked", "—"),
+             ("LAB-SVC1.1", "service", "Applied", "service MSExchangeImap4 Stopped/Disabled")]
+    results: dict[str, float] = {}
+
+    class Bench(App[None]):
+        def compose(self) -> ComposeResult:
+            yield Grid(columns, markable=True, id="grid")
+
+    async def run() -> None:
+        app = Bench()
+        async with app.run_test(size=(160, 50)) as pilot:
+            grid = app.query_one(Grid)
+            for i in range(rows):
+                mid, kind, status, found = kinds[i % len(kinds)]
+                server = f"EX{i // 10:04d}"
+                grid.set_row(f"{server}\x00{mid}", [Text(server), Text(mid), Text(kind), Text(status),
+                                                     Text(found), Text(f"Mitigation {mid} for server {server}")])
+            await pilot.pause()
+            for pattern in patterns:
+                times = []
+                for _ in range(5):
+                    times.append(_timed(lambda p=pattern: _filter_and_draw(grid, p)))  # type: ignore[misc]
+                    _filter_and_draw(grid, "")
+                results[pattern] = statistics.median(times) * 1000
+
+    asyncio.run(run())
+    return results
+
+
+def _filter_and_draw(grid: object, pattern: str) -> None:
+    from emconsole.screens.grid import Grid
+
+    assert isinstance(grid, Grid)
+    grid.set_filter(pattern)
+    grid.match_count  # noqa: B018 - forces the recompute the deferred refresh would do
+    for y in range(grid.size.height):
+        grid.render_line(y)
+
+
+def _timed(work: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    work()
+    return time.perf_counter() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3, help="demo starts to time (default 3)")
+    parser.add_argument("--rows", type=int, default=5000, help="rows in the filtered Grid (default 5000)")
+    args = parser.parse_args()
+    print(f"emconsole --demo in a 120x40 pseudo-terminal, {args.runs} runs (seconds from spawn):")
+    runs = [first_frame() for _ in range(args.runs)]
+    for name in [*MARKS, "quit"]:
+        values = [r[name] for r in runs if name in r]
+        shown = " ".join(f"{v:.2f}" for v in values) or "not reached"
+        best = f"  (median {statistics.median(values):.2f})" if values else ""
+        print(f"  {name:<20} {shown}{best}")
+    print(f"Grid filter over {args.rows} rows (set_filter + recompute + draw the visible lines, median of 5):")
+    for pattern, ms in grid_filter(args.rows, ["M2", "!PING1", "EX00[0-4].*Applied", "no-such-row"]).items():
+        print(f"  {pattern!r:<24} {ms:6.1f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
