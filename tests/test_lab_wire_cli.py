@@ -70,3 +70,17 @@ def test_lab_command_rejects_a_bad_fault_spec() -> None:
     )
     assert proc.returncode == 2 and "unknown fault 'explode'" in proc.stderr
     assert "ocs-unreachable" in proc.stderr  # the known names include the PowerShell-level ones
+
+
+def test_ctrl_c_stops_the_lab_cleanly_even_as_a_background_job() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "emconsole", "lab", "--servers", "1", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),  # as a shell starts a '&' job
+    )
+    assert proc.stdout is not None and proc.stdout.readline().startswith("lab ready: 1 servers")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0 and "lab counters: 0 requests" in out, err

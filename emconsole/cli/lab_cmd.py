@@ -235,7 +235,8 @@ def run(args: argparse.Namespace) -> int:
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
-    previous = signal.signal(signal.SIGTERM, on_signal)
+    # Both stop the lab the same way; SIGINT explicitly, as a background job starts with it ignored.
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         config = "-"
         if args.write_config:
@@ -244,10 +245,9 @@ def run(args: argparse.Namespace) -> int:
         print(ready_line(fleet, config, _password_source(args)), flush=True)
         while not stop.wait(0.5):
             pass
-    except KeyboardInterrupt:
-        pass
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         snapshot = fleet.counters.snapshot()
         fleet.stop()
         print(format_counters(snapshot), flush=True)
