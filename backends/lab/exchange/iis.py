@@ -15,6 +15,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from emconsole.backends.lab.exchange.iis_schema import BOOL_ATTRS, ENUMS, INT_ATTRS, canonical, schema_of
@@ -96,8 +97,12 @@ def attr_text(value: Any, name: str = "") -> str:
     return text
 
 
-def parse_filter(xfilter: str) -> list[Step]:
-    """``a/b/rule[@name='x/y']/match`` as steps; a ``/`` inside quotes or brackets does not split."""
+@lru_cache(maxsize=1024)
+def parse_filter(xfilter: str) -> tuple[Step, ...]:
+    """``a/b/rule[@name='x/y']/match`` as steps; a ``/`` inside quotes or brackets does not split.
+
+    Cached (scripts read the same few filters at every location): the steps are shared, read only.
+    """
     steps: list[Step] = []
     buf: list[str] = []
     quote, depth = "", 0
@@ -114,7 +119,7 @@ def parse_filter(xfilter: str) -> list[Step]:
             buf = []
             continue
         buf.append(char)
-    return steps
+    return tuple(steps)
 
 
 def _step(text: str) -> Step:
