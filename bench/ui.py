@@ -28,6 +28,7 @@ import sys
 import termios
 import time
 from collections.abc import Callable
+from functools import partial
 
 MARKS = {
     "first frame": re.compile(rb"emconsole"),
@@ -94,8 +95,9 @@ def grid_filter(rows: int, patterns: list[str]) -> dict[str, float]:
     columns = [Column("server", "Server", 20), Column("id", "ID", 12), Column("type", "Type", 12),
                Column("status", "Status", 14), Column("found", "Found on server", 60),
                Column("desc", "Description", 80)]
+    m2_rule = "outbound EEMS M2.1 OWA CSP - outbound (Default Web Site/owa)"
     kinds = [("PING1", "heartbeat", "Applied", "—"),
-             ("M2.1.0", "url rewrite", "Applied", "outbound EEMS M2.1 OWA CSP - outbound (Default Web Site/owa)"),
+             ("M2.1.0", "url rewrite", "Applied", m2_rule),
              ("M1.1", "url rewrite", "Blocked", "—"),
              ("LAB-SVC1.1", "service", "Applied", "service MSExchangeImap4 Stopped/Disabled")]
     results: dict[str, float] = {}
@@ -111,13 +113,13 @@ def grid_filter(rows: int, patterns: list[str]) -> dict[str, float]:
             for i in range(rows):
                 mid, kind, status, found = kinds[i % len(kinds)]
                 server = f"EX{i // 10:04d}"
-                grid.set_row(f"{server}\x00{mid}", [Text(server), Text(mid), Text(kind), Text(status),
-                                                     Text(found), Text(f"Mitigation {mid} for server {server}")])
+                cells = [server, mid, kind, status, found, f"Mitigation {mid} for server {server}"]
+                grid.set_row(f"{server}\x00{mid}", [Text(c) for c in cells])
             await pilot.pause()
             for pattern in patterns:
                 times = []
                 for _ in range(5):
-                    times.append(_timed(lambda p=pattern: _filter_and_draw(grid, p)))  # type: ignore[misc]
+                    times.append(_timed(partial(_filter_and_draw, grid, pattern)))
                     _filter_and_draw(grid, "")
                 results[pattern] = statistics.median(times) * 1000
 
@@ -142,7 +144,8 @@ def _timed(work: Callable[[], object]) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3, help="demo starts to time (default 3)")
     parser.add_argument("--rows", type=int, default=5000, help="rows in the filtered Grid (default 5000)")
     args = parser.parse_args()
@@ -153,8 +156,10 @@ def main() -> int:
         shown = " ".join(f"{v:.2f}" for v in values) or "not reached"
         best = f"  (median {statistics.median(values):.2f})" if values else ""
         print(f"  {name:<20} {shown}{best}")
-    print(f"Grid filter over {args.rows} rows (set_filter + recompute + draw the visible lines, median of 5):")
-    for pattern, ms in grid_filter(args.rows, ["M2", "!PING1", "EX00[0-4].*Applied", "no-such-row"]).items():
+    print(f"Grid filter over {args.rows} rows "
+          "(set_filter + recompute + draw the visible lines, median of 5):")
+    patterns = ["M2", "!PING1", "EX00[0-4].*Applied", "no-such-row"]
+    for pattern, ms in grid_filter(args.rows, patterns).items():
         print(f"  {pattern!r:<24} {ms:6.1f} ms")
     return 0
 

@@ -53,13 +53,14 @@ def site_of(number: int, servers: int) -> str:
 
 
 def demo_spec(servers: int = DEMO_SERVERS, seed: int = DEMO_SEED, faults: str = DEMO_FAULTS, *,
-              clock_rate: str | float | None = "demo", password: str = "") -> LabSpec:
-    """The lab spec of the demo (``clock_rate`` None: a manual lab clock, for tests and screenshots)."""
+              clock_rate: str | float | None = "demo", password: str = "", first_port: int = 0) -> LabSpec:
+    """The lab spec of the demo (``clock_rate`` None: a manual lab clock, for tests and screenshots;
+    ``first_port`` 0: a free range)."""
     exchange: dict[str, Any] = {"org_name": "Contoso", "domain": "contoso.local"}
     if clock_rate is not None:
         exchange["clock_rate"] = clock_rate
     per_server = {n: {"exchange": dict(extra)} for n, extra in DEMO_EXCHANGE.items() if n <= servers}
-    return LabSpec(servers=servers, first_port=0, seed=seed, faults=faults, exchange=exchange,
+    return LabSpec(servers=servers, first_port=first_port, seed=seed, faults=faults, exchange=exchange,
                    per_server=per_server, password=password or _PASSWORD)
 
 
@@ -76,13 +77,13 @@ def demo_config(lab: Lab) -> Config:
 
 
 def start_demo_lab(servers: int = DEMO_SERVERS, seed: int = DEMO_SEED, faults: str = DEMO_FAULTS, *,
-                   clock_rate: str | float | None = "demo") -> tuple[Lab, Config]:
+                   clock_rate: str | float | None = "demo", first_port: int = 0) -> tuple[Lab, Config]:
     """Start the demo lab (the caller stops it) and return it with a config that reaches it.
 
     The password goes into this process's environment, where ``password_from`` finds it. The audit
     log goes to the lab's temporary directory: demo changes are not the operator's record.
     """
-    lab = start_lab(demo_spec(servers, seed, faults, clock_rate=clock_rate))
+    lab = start_lab(demo_spec(servers, seed, faults, clock_rate=clock_rate, first_port=first_port))
     os.environ[LAB_PASSWORD_ENV] = lab.fleet.spec.password
     try:
         return lab, demo_config(lab)
