@@ -140,3 +140,26 @@ async def test_help_lists_the_keys_of_the_screen(console_lab: LabStarter) -> Non
         assert "Keys — Fleet" in text and "Block" in text and "Filter" in text
         await pilot.press("escape", "enter", "question_mark")
         assert "Keys — LAB-EX01" in screen_text(app)
+
+
+async def test_palette_keymap_and_a_failing_worker(console_lab: LabStarter) -> None:
+    _lab, config = console_lab(servers=2)
+    app = console_app(config.model_copy(update={"keymap": {"table.filter": "f"}}))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_refreshed(pilot, app)
+        await pilot.press("ctrl+p", *"server LAB-EX02")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ServerDetailScreen))
+        assert app.screen.server_name == "LAB-EX02"
+        await pilot.press("escape", "f")  # the filter key, remapped by binding id from the config
+        assert app.screen.focused is not None and app.screen.focused.id == "filter"
+        await pilot.press("escape")
+        # A worker that raises becomes a notification and a command-log entry; the app stays up.
+        app.refresh_fleet(["NO-SUCH-SERVER"])
+        await wait_until(pilot, lambda: not app.refreshing)
+        assert app.engine is not None
+        console = [e for e in app.engine.command_log.entries() if e.target == "(console)"]
+        assert console and "NO-SUCH-SERVER" in console[0].raw_output
+        assert any("NO-SUCH-SERVER" in str(n.message) for n in app._notifications)
+        assert isinstance(app.screen, FleetScreen)
