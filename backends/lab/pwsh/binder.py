@@ -65,28 +65,63 @@ def _error(
     return PSError(replace(record, command=spec.name))
 
 
-def _resolve(spec: CmdletSpec, name: str, candidates: tuple[ParamSpec, ...]) -> ParamSpec:
-    """Exact name or alias first, then a unique prefix (PowerShell's abbreviation rule)."""
-    lowered = name.lower()
-    for param in candidates:
-        if lowered == param.name.lower() or lowered in (alias.lower() for alias in param.aliases):
-            return param
-    matches = [param for param in candidates if param.name.lower().startswith(lowered)]
-    if len(matches) == 1:
-        return matches[0]
-    if not matches:
+class Binding:
+    """What binding needs to know about one command, worked out once per ``CmdletSpec``."""
+
+    def __init__(self, spec: CmdletSpec) -> None:
+        self.spec = spec
+        common = _COMMON + (_SHOULD_PROCESS if spec.should_process else ())
+        own = {p.name.lower() for p in spec.params}
+        self.candidates = spec.params + tuple(c for c in common if c.name.lower() not in own)
+        #: lower-case name or alias -> the first candidate that has it
+        self.exact: dict[str, ParamSpec] = {}
+        for param in self.candidates:
+            for key in (param.name.lower(), *(alias.lower() for alias in param.aliases)):
+                self.exact.setdefault(key, param)
+        #: unique prefixes seen so far (a failed lookup is not kept: its error is made afresh)
+        self.prefixes: dict[str, ParamSpec] = {}
+        #: id(candidate) -> True when it binds into Bound.common
+        self.to_common = {id(p): p in common and p not in spec.params for p in self.candidates}
+        self.slots = sorted((p for p in spec.params if p.position is not None), key=lambda p: p.position or 0)
+        self.remaining = tuple(p for p in spec.params if p.remaining)
+        self.mandatory = tuple(p for p in spec.params if p.mandatory)
+
+    def resolve(self, name: str) -> ParamSpec:
+        """Exact name or alias first, then a unique prefix (PowerShell's abbreviation rule)."""
+        lowered = name.lower()
+        found = self.exact.get(lowered) or self.prefixes.get(lowered)
+        if found is not None:
+            return found
+        matches = [param for param in self.candidates if param.name.lower().startswith(lowered)]
+        if len(matches) == 1:
+            self.prefixes[lowered] = matches[0]
+            return matches[0]
+        if not matches:
+            raise _error(
+                self.spec,
+                f"A parameter cannot be found that matches parameter name '{name}'.",
+                "NamedParameterNotFound",
+            )
+        listed = " ".join(f"-{param.name}" for param in matches)
         raise _error(
-            spec,
-            f"A parameter cannot be found that matches parameter name '{name}'.",
-            "NamedParameterNotFound",
+            self.spec,
+            f"Parameter cannot be processed because the parameter name '{name}' is ambiguous. "
+            f"Possible matches include: {listed}.",
+            "AmbiguousParameter",
         )
-    listed = " ".join(f"-{param.name}" for param in matches)
-    raise _error(
-        spec,
-        f"Parameter cannot be processed because the parameter name '{name}' is ambiguous. "
-        f"Possible matches include: {listed}.",
-        "AmbiguousParameter",
-    )
+
+
+_BINDINGS: dict[int, Binding] = {}
+
+
+def binding(spec: CmdletSpec) -> Binding:
+    """The spec's Binding (cached by identity; specs live as long as their registry)."""
+    found = _BINDINGS.get(id(spec))
+    if found is None or found.spec is not spec:
+        if len(_BINDINGS) > 1024:  # registries made per test or per script run: keep it bounded
+            _BINDINGS.clear()
+        found = _BINDINGS[id(spec)] = Binding(spec)
+    return found
 
 
 def _action(spec: CmdletSpec, param: ParamSpec, value: Any) -> str:
@@ -105,10 +140,7 @@ def _action(spec: CmdletSpec, param: ParamSpec, value: Any) -> str:
 
 
 def bind(spec: CmdletSpec, tokens: list[Param | Arg], has_pipeline_input: bool) -> Bound:
-    common = _COMMON + (_SHOULD_PROCESS if spec.should_process else ())
-    candidates = spec.params + tuple(
-        c for c in common if c.name.lower() not in {p.name.lower() for p in spec.params}
-    )
+    plan = binding(spec)
     bound = Bound()
     positional: list[Any] = []
     index = 0
@@ -118,7 +150,7 @@ def bind(spec: CmdletSpec, tokens: list[Param | Arg], has_pipeline_input: bool) 
         if isinstance(token, Arg):
             positional.append(token.value)
             continue
-        param = _resolve(spec, token.name, candidates)
+        param = plan.resolve(token.name)
         if param.switch:
             value: Any = True if token.value is MISSING else to_bool(token.value)
         elif token.value is not MISSING:
@@ -133,7 +165,7 @@ def bind(spec: CmdletSpec, tokens: list[Param | Arg], has_pipeline_input: bool) 
                 "'System.Object' and try again.",
                 "MissingArgument",
             )
-        target = bound.common if param in common and param not in spec.params else bound.params
+        target = bound.common if plan.to_common[id(param)] else bound.params
         if param.name in target:
             raise _error(
                 spec,
@@ -145,11 +177,11 @@ def bind(spec: CmdletSpec, tokens: list[Param | Arg], has_pipeline_input: bool) 
         if param.name in ("ErrorAction", "WarningAction") and target is bound.common:
             value = _action(spec, param, value)
         target[param.name] = value
-    _bind_positional(spec, bound, positional)
+    _bind_positional(plan, bound, positional)
     missing = [
         p.name
-        for p in spec.params
-        if p.mandatory and p.name not in bound.params and not (p.pipeline and has_pipeline_input)
+        for p in plan.mandatory
+        if p.name not in bound.params and not (p.pipeline and has_pipeline_input)
     ]
     if missing:
         raise _error(
@@ -161,12 +193,12 @@ def bind(spec: CmdletSpec, tokens: list[Param | Arg], has_pipeline_input: bool) 
     return bound
 
 
-def _bind_positional(spec: CmdletSpec, bound: Bound, positional: list[Any]) -> None:
-    slots = sorted(
-        (p for p in spec.params if p.position is not None and p.name not in bound.params),
-        key=lambda p: p.position or 0,
-    )
-    remaining = next((p for p in spec.params if p.remaining and p.name not in bound.params), None)
+def _bind_positional(plan: Binding, bound: Bound, positional: list[Any]) -> None:
+    if not positional:
+        return
+    spec = plan.spec
+    slots = [p for p in plan.slots if p.name not in bound.params]
+    remaining = next((p for p in plan.remaining if p.name not in bound.params), None)
     for value in positional:
         slot = next((p for p in slots if p.name not in bound.params and not p.remaining), None)
         if slot is not None:

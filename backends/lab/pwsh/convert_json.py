@@ -31,15 +31,12 @@ _ESCAPES = {
 }
 
 
+#: every character JavaScriptSerializer escapes: the ones above, other control characters as \uXXXX
+_TRANSLATION = str.maketrans({**{chr(code): f"\\u{code:04x}" for code in range(0x20)}, **_ESCAPES})
+
+
 def _string(text: str) -> str:
-    out = ['"']
-    for char in text:
-        escaped = _ESCAPES.get(char)
-        if escaped is None and ord(char) < 0x20:
-            escaped = f"\\u{ord(char):04x}"
-        out.append(escaped or char)
-    out.append('"')
-    return "".join(out)
+    return '"' + text.translate(_TRANSLATION) + '"'
 
 
 def _compact(value: Any, depth: int, max_depth: int, local: timezone) -> str:

@@ -196,11 +196,16 @@ class Interpreter:
                 merges, lambda: block.invoke(*[t.value for t in tokens if isinstance(t, Arg)])
             )
         bound = bind(spec, tokens, bool(pipeline_input))
+        common = bound.common
         call = CommandCall(
             self,
             spec,
-            error_action=bound.common.get("ErrorAction", self.preference("ErrorActionPreference")),
-            warning_action=bound.common.get("WarningAction", self.preference("WarningPreference")),
+            error_action=common["ErrorAction"]
+            if "ErrorAction" in common
+            else self.preference("ErrorActionPreference"),
+            warning_action=common["WarningAction"]
+            if "WarningAction" in common
+            else self.preference("WarningPreference"),
             dot_sourced=plan.dot_sourced,
             invocation=invocation,
         )
@@ -209,7 +214,7 @@ class Interpreter:
             return list(spec.func(call, bound.params, list(pipeline_input or [])))
 
         try:
-            output = self._with_merges(merges, run)
+            output = self._with_merges(merges, run) if merges else run()
         except ScriptHalt:
             raise
         except PSError as error:

@@ -11,6 +11,7 @@ import math
 import re
 from collections.abc import Iterator, MutableMapping
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Any
 
 from emconsole.backends.lab.pwsh.api import ErrorRecord, PSEnum, PSError, PSObject, ScriptBlock
@@ -305,8 +306,12 @@ def as_list(value: Any) -> list[Any]:
     return [value]
 
 
+@lru_cache(maxsize=1024)
 def wildcard_regex(pattern: str) -> re.Pattern[str]:
-    """A ``-like`` pattern (``*``, ``?``, ``[a-z]``, backtick escapes) as a case-insensitive regex."""
+    """A ``-like`` pattern (``*``, ``?``, ``[a-z]``, backtick escapes) as a case-insensitive regex.
+
+    Cached by pattern: scripts match the same few patterns in loops.
+    """
     out: list[str] = []
     index = 0
     while index < len(pattern):
