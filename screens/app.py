@@ -136,12 +136,13 @@ class EmConsoleApp(App[int]):
         if session.keymap:
             self.set_keymap(session.keymap)
         if session.theme:
-            self.theme = session.theme
-        if session.production:
-            self.screen_stack[0].add_class("-production")
-            for screen in self.screen_stack:
-                screen.add_class("-production")
-        self.add_class("-production" if session.production else "-nonproduction")
+            if session.theme in self.available_themes:
+                self.theme = session.theme
+            else:
+                self.notify(f"unknown theme {session.theme!r} in the config; known: "
+                            + ", ".join(sorted(self.available_themes)), severity="warning", markup=False)
+        # On the app, so that every screen pushed later carries the accent too.
+        self.set_class(session.production, "-production")
         for view in self.engine.views():
             self.publish(view)
         self.refresh_bindings()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import consolekit
 from consolekit import LabStarter, console_app, screen_text, wait_refreshed, wait_until
+from emconsole.screens.base import TopBar
 from emconsole.screens.detail import ServerDetailScreen
 from emconsole.screens.fleet import FleetScreen
 from emconsole.screens.format import LOADING
@@ -129,16 +130,21 @@ async def test_audit_log_lists_changes_newest_first_with_unknown_outcomes(consol
         assert "outcome unknown" in screen_text(app)
 
 
-async def test_help_lists_the_keys_of_the_screen(console_lab: LabStarter) -> None:
+async def test_help_lists_the_keys_and_production_looks_different_everywhere(console_lab: LabStarter) -> None:
     _lab, config = console_lab(servers=1)
-    app = console_app(config)
+    production = tuple(s.model_copy(update={"tags": {"environment": "production"}}) for s in config.servers)
+    app = console_app(config.model_copy(update={"servers": production}), environment="")
     async with app.run_test(size=SIZE) as pilot:
         await wait_refreshed(pilot, app)
+        assert "production" in screen_text(app) and app.has_class("-production")
+        accent = app.screen.query_one(TopBar).styles.background
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
         text = screen_text(app)
         assert "Keys — Fleet" in text and "Block" in text and "Filter" in text
-        await pilot.press("escape", "enter", "question_mark")
+        await pilot.press("escape", "enter")
+        assert app.screen.query_one(TopBar).styles.background == accent  # a screen pushed later too
+        await pilot.press("question_mark")
         assert "Keys — LAB-EX01" in screen_text(app)
 
 
