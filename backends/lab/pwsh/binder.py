@@ -3,12 +3,18 @@
 Common parameters (-ErrorAction, -WarningAction, and -Confirm/-WhatIf for commands that support
 ShouldProcess) are bound here too and handed back separately: the interpreter applies them, the
 command never sees them.
+
+Which token binds to which parameter depends only on the tokens' kinds and names, never on their
+values (bar a switch's truth and an -ErrorAction's name, converted as they are bound). So a command
+written in a script is bound once on its *shape* — values stood in for by ``Slot``s — into a
+``Recipe``, and each run only fills the slots in.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from emconsole.backends.lab.pwsh.api import CmdletSpec, ParamSpec, PSError, command_error
 from emconsole.backends.lab.pwsh.values import to_bool, to_string
@@ -40,6 +46,21 @@ class Param:
 class Arg:
     """A value argument."""
 
+    value: Any
+
+
+class Slot(NamedTuple):
+    """Stands for the value of the ``position``-th token that has one, in a shape bound into a Recipe."""
+
+    position: int
+
+
+class _Switch(NamedTuple):
+    value: Any
+
+
+class _Action(NamedTuple):
+    param: ParamSpec
     value: Any
 
 
@@ -139,7 +160,17 @@ def _action(spec: CmdletSpec, param: ParamSpec, value: Any) -> str:
     )
 
 
-def bind(spec: CmdletSpec, tokens: list[Param | Arg], has_pipeline_input: bool) -> Bound:
+def bind(spec: CmdletSpec, tokens: Sequence[Param | Arg], has_pipeline_input: bool) -> Bound:
+    return _bind(spec, tokens, has_pipeline_input, to_bool, _action)
+
+
+def _bind(
+    spec: CmdletSpec,
+    tokens: Sequence[Param | Arg],
+    has_pipeline_input: bool,
+    switch: Callable[[Any], Any],
+    action: Callable[[CmdletSpec, ParamSpec, Any], Any],
+) -> Bound:
     plan = binding(spec)
     bound = Bound()
     positional: list[Any] = []
@@ -152,7 +183,7 @@ def bind(spec: CmdletSpec, tokens: list[Param | Arg], has_pipeline_input: bool) 
             continue
         param = plan.resolve(token.name)
         if param.switch:
-            value: Any = True if token.value is MISSING else to_bool(token.value)
+            value: Any = True if token.value is MISSING else switch(token.value)
         elif token.value is not MISSING:
             value = token.value
         elif index < len(tokens) and isinstance(tokens[index], Arg):
@@ -175,7 +206,7 @@ def bind(spec: CmdletSpec, tokens: list[Param | Arg], has_pipeline_input: bool) 
                 "ParameterAlreadyBound",
             )
         if param.name in ("ErrorAction", "WarningAction") and target is bound.common:
-            value = _action(spec, param, value)
+            value = action(spec, param, value)
         target[param.name] = value
     _bind_positional(plan, bound, positional)
     missing = [
@@ -212,3 +243,39 @@ def _bind_positional(plan: Binding, bound: Bound, positional: list[Any]) -> None
                 "PositionalParameterNotFound",
                 target=to_string(value),
             )
+
+
+class Recipe:
+    """A binding of one command shape: ``bound(values)`` is what ``bind`` gives for those values."""
+
+    __slots__ = ("_common", "_params", "_spec")
+
+    def __init__(self, spec: CmdletSpec, shape: Bound) -> None:
+        self._spec = spec
+        self._params = tuple(shape.params.items())
+        self._common = tuple(shape.common.items())
+
+    def bound(self, values: Sequence[Any]) -> Bound:
+        params = {name: self._fill(symbol, values) for name, symbol in self._params}
+        return Bound(params, {name: self._fill(symbol, values) for name, symbol in self._common})
+
+    def _fill(self, symbol: Any, values: Sequence[Any]) -> Any:
+        if isinstance(symbol, Slot):
+            return values[symbol.position]
+        if isinstance(symbol, _Switch):
+            return to_bool(self._fill(symbol.value, values))
+        if isinstance(symbol, _Action):
+            return _action(self._spec, symbol.param, self._fill(symbol.value, values))
+        if isinstance(symbol, list):  # ValueFromRemainingArguments: a new list each run
+            return [self._fill(item, values) for item in symbol]
+        return symbol
+
+
+def recipe(spec: CmdletSpec, shape: Sequence[Param | Arg], has_pipeline_input: bool) -> Recipe | None:
+    """``shape``'s values are Slots. None when binding fails whatever the values are: ``bind`` then
+    raises the error (the only failures a Recipe leaves to the run are -ErrorAction conversions)."""
+    try:
+        bound = _bind(spec, shape, has_pipeline_input, _Switch, lambda _, param, value: _Action(param, value))
+    except PSError:
+        return None
+    return Recipe(spec, bound)

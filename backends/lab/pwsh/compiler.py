@@ -13,14 +13,23 @@ statement, and a construct the interpreter cannot run fails when it is reached, 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, NoReturn
 
 from emconsole.backends.lab.pwsh import methods
-from emconsole.backends.lab.pwsh.api import ErrorRecord, PSError, PSObject, ScriptBlock
-from emconsole.backends.lab.pwsh.binder import Arg, Param
+from emconsole.backends.lab.pwsh.api import CmdletSpec, ErrorRecord, PSError, PSObject, ScriptBlock
+from emconsole.backends.lab.pwsh.binder import (
+    MISSING,
+    Arg,
+    Bound,
+    Param,
+    Recipe,
+    Slot,
+    bind,
+    recipe,
+)
 from emconsole.backends.lab.pwsh.interpreter import Interpreter, ScriptExit, ScriptHalt
 from emconsole.backends.lab.pwsh.subset import CAST_TYPES, first_refusal, type_key, variable_name
 from emconsole.backends.lab.pwsh.syntax import SyntaxNode, parse, syntax_tree
@@ -29,7 +38,7 @@ from emconsole.backends.lab.pwsh.values import (
     Hashtable,
     add,
     as_list,
-    compare,
+    comparison,
     to_bool,
     to_datetime,
     to_int,
@@ -159,37 +168,94 @@ FAIL = 4
 ArgumentStep = tuple[int, Any]
 
 
-@dataclass(frozen=True)
 class CommandPlan:
-    """One command of a pipeline, everything about it that the text decides."""
+    """One command of a pipeline, everything about it that the text decides.
 
-    site: Site
-    #: the command's name when written as a name; else ``target`` computes it
-    name: str | None
-    target: Expr | None
-    dot_sourced: bool
-    #: the tokens when none of them needs evaluating (the common case)
-    tokens: tuple[Param | Arg, ...] | None
-    steps: tuple[ArgumentStep, ...]
-    merges: frozenset[str]
+    Its tokens are a fixed shape (``shape``: kinds and names, values as Slots) whose values the
+    run evaluates left to right; binding the shape to a command is done once per command found
+    (``bind``), so a run only fills the values in.
+    """
 
-    def arguments(self, it: Interpreter) -> list[Param | Arg]:
-        """The parameter and argument tokens, values evaluated left to right."""
-        if self.tokens is not None:
-            return list(self.tokens)
-        tokens: list[Param | Arg] = []
-        for kind, payload in self.steps:
+    def __init__(
+        self,
+        site: Site,
+        name: str | None,
+        target: Expr | None,
+        dot_sourced: bool,
+        steps: tuple[ArgumentStep, ...],
+        merges: frozenset[str],
+    ) -> None:
+        self.site = site
+        #: the command's name when written as a name; else ``target`` computes it
+        self.name = name
+        self.target = target
+        self.dot_sourced = dot_sourced
+        self.merges = merges
+        shape: list[Param | Arg] = []
+        evaluate: list[tuple[int, Any]] = []
+        for kind, payload in steps:
+            if kind == TOKEN and isinstance(payload, Param) and payload.value is MISSING:
+                shape.append(payload)
+                continue
+            if kind in (TOKEN, ARG, PARAM_VALUE):
+                slot = Slot(sum(1 for k, _ in evaluate if k in (TOKEN, ARG)))
+                if kind == TOKEN:
+                    shape.append(Param(payload.name, slot) if isinstance(payload, Param) else Arg(slot))
+                    evaluate.append((TOKEN, payload.value))
+                elif kind == ARG:
+                    shape.append(Arg(slot))
+                    evaluate.append((ARG, payload))
+                else:
+                    shape.append(Param(payload[0], slot))
+                    evaluate.append((ARG, payload[1]))
+            else:
+                evaluate.append((kind, payload))
+        self.shape = tuple(shape)
+        #: how the values are made: (TOKEN, constant) / (ARG, expression) / (EVALUATE, expression) / FAIL
+        self._evaluate = tuple(evaluate)
+        self._constant = (
+            tuple(payload for _, payload in evaluate) if all(k == TOKEN for k, _ in evaluate) else None
+        )
+        #: (spec, whether there is pipeline input) -> the Recipe, or None when binding always fails
+        self._recipes: dict[tuple[int, bool], tuple[CmdletSpec, Recipe | None]] = {}
+
+    def values(self, it: Interpreter) -> Sequence[Any]:
+        """The tokens' values, evaluated left to right."""
+        if self._constant is not None:
+            return self._constant
+        values: list[Any] = []
+        for kind, payload in self._evaluate:
             if kind == TOKEN:
-                tokens.append(payload)
+                values.append(payload)
             elif kind == ARG:
-                tokens.append(Arg(payload(it)))
-            elif kind == PARAM_VALUE:
-                tokens.append(Param(payload[0], payload[1](it)))
+                values.append(payload(it))
             elif kind == EVALUATE:
                 payload(it)
             else:
                 raise payload()
-        return tokens
+        return values
+
+    def tokens(self, values: Sequence[Any]) -> list[Param | Arg]:
+        """The tokens as written, with their values."""
+        return [
+            token
+            if token.value is MISSING
+            else Param(token.name, values[token.value.position])
+            if isinstance(token, Param)
+            else Arg(values[token.value.position])
+            for token in self.shape
+        ]
+
+    def bind(self, spec: CmdletSpec, values: Sequence[Any], has_pipeline_input: bool) -> Bound:
+        """What ``binder.bind`` gives for these values (from the cached Recipe when binding can succeed)."""
+        key = (id(spec), has_pipeline_input)
+        cached = self._recipes.get(key)
+        if cached is None or cached[0] is not spec:
+            cached = self._recipes[key] = (spec, recipe(spec, self.shape, has_pipeline_input))
+        made = cached[1]
+        if made is None:
+            return bind(spec, self.tokens(values), has_pipeline_input)
+        return made.bound(values)
 
 
 @dataclass(frozen=True)
@@ -238,15 +304,16 @@ class Compiler:
         return tuple(self.statement(child) for child in self.statement_nodes(node))
 
     def statement(self, node: SyntaxNode) -> Stmt:
+        site = self.site(node)
         try:
+            if node.type == "pipeline":
+                return self._pipeline_statement(node, site)
             body = self._statement(node)
         except Exception as error:  # re-raised when the statement runs, as before
             fail = _raiser(_deferred(error))
 
             def body(it: Interpreter, out: list[Any]) -> None:
                 fail(it)
-
-        site = self.site(node)
 
         def run(it: Interpreter, out: list[Any]) -> None:
             try:
@@ -261,8 +328,6 @@ class Compiler:
 
     def _statement(self, node: SyntaxNode) -> Stmt:
         kind = node.type
-        if kind == "pipeline":
-            return self._pipeline_statement(node)
         if kind == "if_statement":
             return self._if(node)
         if kind == "foreach_statement":
@@ -279,19 +344,33 @@ class Compiler:
 
         return unsupported
 
-    def _pipeline_statement(self, node: SyntaxNode) -> Stmt:
+    def _pipeline_statement(self, node: SyntaxNode, site: Site) -> Stmt:
+        """A pipeline statement with ``statement``'s error handling in the same closure (the most
+        frequent statement: one call less)."""
         child = node.named_children[0]
         if child.type == "assignment_expression":
             assign = self.assignment(child)
 
             def assignment(it: Interpreter, out: list[Any]) -> None:
-                assign(it)
+                try:
+                    it.last_ok = True
+                    assign(it)
+                except ScriptHalt:
+                    raise
+                except PSError as error:
+                    it.statement_failed(error, site)
 
             return assignment
         chain = self.chain(child)
 
         def pipeline(it: Interpreter, out: list[Any]) -> None:
-            out.extend(chain(it))
+            try:
+                it.last_ok = True
+                out.extend(chain(it))
+            except ScriptHalt:
+                raise
+            except PSError as error:
+                it.statement_failed(error, site)
 
         return pipeline
 
@@ -467,6 +546,10 @@ class Compiler:
             while target.type == "unary_expression":
                 target = target.named_children[0]
         if target.type == "variable":
+            name = variable_name(self.text(target))
+            key = name.lower()
+            if caster is None and not key.startswith("env:") and key not in _READ_ONLY:
+                return lambda it: it.session.assign(key, name, value(it))
             store = self.assign_variable(target)
         elif target.type == "member_access":
             store = self._assign_member(target)
@@ -527,7 +610,8 @@ class Compiler:
                 )
 
             return read_only
-        return lambda it, value: it.session.set_variable(name, value)
+        key = name.lower()
+        return lambda it, value: it.session.assign(key, name, value)
 
     # ---- commands ---------------------------------------------------------------------------------
     def command(self, node: SyntaxNode) -> CommandPlan:
@@ -542,16 +626,7 @@ class Compiler:
         else:
             target = self._command_target(name_node)
         steps, merges = self._arguments(node.child_by_field_name("command_elements"))
-        static = all(kind == TOKEN for kind, _ in steps)
-        return CommandPlan(
-            site=self.site(node),
-            name=name,
-            target=target,
-            dot_sourced=dot_sourced,
-            tokens=tuple(payload for _, payload in steps) if static else None,
-            steps=steps,
-            merges=merges,
-        )
+        return CommandPlan(self.site(node), name, target, dot_sourced, steps, merges)
 
     def _command_target(self, node: SyntaxNode) -> Expr:
         inner = node.named_children[0]
@@ -668,9 +743,8 @@ class Compiler:
         if lowered.startswith("env:"):
             key = name[4:]
             return lambda it: it.session.get_env(key)
-        if lowered == "psitem":
-            name = "_"
-        return lambda it: it.session.get_variable(name)
+        key = "_" if lowered == "psitem" else lowered
+        return lambda it: it.session.value(key)
 
     def _v_string_literal(self, node: SyntaxNode, site: Site) -> Expr:
         inner = node.named_children[0]
@@ -742,22 +816,30 @@ class Compiler:
 
         def array(it: Interpreter) -> list[Any]:
             out: list[Any] = []
-            for statement in block:
-                statement(it, out)
+            try:
+                for statement in block:
+                    statement(it, out)
+            except PSError as error:
+                site.locate(error.record)
+                raise
             return out
 
-        return _located(site, array) if block else lambda it: []
+        return array if block else lambda it: []
 
     def _v_sub_expression(self, node: SyntaxNode, site: Site) -> Expr:
         block = self.block(node.child_by_field_name("statements"))
 
         def sub(it: Interpreter) -> Any:
             out: list[Any] = []
-            for statement in block:
-                statement(it, out)
+            try:
+                for statement in block:
+                    statement(it, out)
+            except PSError as error:
+                site.locate(error.record)
+                raise
             return collect(out)
 
-        return _located(site, sub)
+        return sub
 
     def _v_parenthesized_expression(self, node: SyntaxNode, site: Site) -> Expr:
         return _located(site, self.value_of_pipeline(node.named_children[0]))
@@ -766,31 +848,63 @@ class Compiler:
         items = tuple(self.value(child) for child in node.named_children)
         return lambda it: [item(it) for item in items]
 
-    def _v_hash_literal_expression(self, node: SyntaxNode, site: Site) -> Expr:
+    def _hash_entries(self, node: SyntaxNode) -> list[tuple[Expr | str, Expr | None]]:
+        """(key, value) per entry; a key written as a bare name is its text."""
         body = next((c for c in node.named_children if c.type == "hash_literal_body"), None)
-        entries: list[tuple[Expr, Expr | None]] = []
+        entries: list[tuple[Expr | str, Expr | None]] = []
         for entry in body.named_children if body is not None else []:
             try:
                 key_inner = entry.named_children[0].named_children[0]
-                key = (
-                    _constant(self.text(key_inner))
-                    if key_inner.type == "simple_name"
-                    else self.value(key_inner)
-                )
+                key = self.text(key_inner) if key_inner.type == "simple_name" else self.value(key_inner)
                 value_node = entry.named_children[1] if len(entry.named_children) > 1 else None
                 entries.append((key, self.value_of_pipeline(value_node) if value_node is not None else None))
             except Exception as error:  # the walker tripped over this entry when it got there
                 entries.append((_raiser(_deferred(error)), None))
-        planned = tuple(entries)
+        return entries
+
+    def _v_hash_literal_expression(self, node: SyntaxNode, site: Site) -> Expr:
+        planned = tuple(self._hash_entries(node))
 
         def table(it: Interpreter) -> Hashtable:
             result = Hashtable()
-            for key, value in planned:
-                name = key(it)
-                result[name] = value(it) if value is not None else None
+            try:
+                for key, value in planned:
+                    name = key if isinstance(key, str) else key(it)
+                    result[name] = value(it) if value is not None else None
+            except PSError as error:
+                site.locate(error.record)
+                raise
             return result
 
-        return _located(site, table)
+        return table
+
+    def _custom_object(self, operand: SyntaxNode) -> Expr | None:
+        """``[pscustomobject]@{ a = ..; b = .. }`` with bare-name keys, built straight into the object.
+
+        Same object as through the Hashtable: PSObject keeps a key's first spelling and last value
+        as the Hashtable does, and the entries are evaluated in the same order.
+        """
+        while operand.type == "unary_expression" and operand.named_children:
+            operand = operand.named_children[0]
+        if operand.type != "hash_literal_expression":
+            return None
+        entries = self._hash_entries(operand)
+        if not all(isinstance(key, str) for key, _ in entries):
+            return None
+        planned = tuple((str(key), value) for key, value in entries)
+        site = self.site(operand)
+
+        def custom(it: Interpreter) -> PSObject:
+            result = PSObject()
+            try:
+                for key, value in planned:
+                    result[key] = value(it) if value is not None else None
+            except PSError as error:
+                site.locate(error.record)
+                raise
+            return result
+
+        return custom
 
     def _v_script_block_expression(self, node: SyntaxNode, site: Site) -> Expr:
         block_node = node.named_children[0] if node.named_children else None
@@ -826,9 +940,26 @@ class Compiler:
         return _located(site, unsupported)
 
     def _v_cast_expression(self, node: SyntaxNode, site: Site) -> Expr:
-        convert = self.cast(node, node.named_children[0])
-        operand = self.value(node.named_children[1])
-        return _located(site, lambda it: convert(it, operand(it)))
+        type_literal, operand_node = node.named_children[0], node.named_children[1]
+        kind = CAST_TYPES.get(type_key(self.text(type_literal)))
+        fused = self._custom_object(operand_node) if kind == "pscustomobject" else None
+        if fused is not None:
+            return fused
+        operand = self.value(operand_node)
+        if kind == "string":  # to_string and to_bool never fail: nothing to position
+            return lambda it: to_string(operand(it))
+        if kind == "bool":
+            return lambda it: to_bool(operand(it))
+        convert = self.cast(node, type_literal)
+
+        def cast(it: Interpreter) -> Any:
+            try:
+                return convert(it, operand(it))
+            except PSError as error:
+                site.locate(error.record)
+                raise
+
+        return cast
 
     def cast(self, node: SyntaxNode, type_literal: SyntaxNode) -> Caster:
         kind = CAST_TYPES.get(type_key(self.text(type_literal)))
@@ -870,14 +1001,16 @@ class Compiler:
         if op in ("-match", "-notmatch"):
             return _located(site, lambda it: it.match(op, lhs(it), rhs(it)))
 
-        def comparison(it: Interpreter) -> Any:
+        compare = comparison(op)
+
+        def compared(it: Interpreter) -> Any:
             try:
-                return compare(op, lhs(it), rhs(it), it.local)
+                return compare(lhs(it), rhs(it), it.local)
             except PSError as error:
                 site.locate(error.record)
                 raise
 
-        return comparison
+        return compared
 
     _v_comparison_argument_expression = _v_comparison_expression
 

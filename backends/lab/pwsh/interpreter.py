@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from emconsole.backends.lab.pwsh.api import CmdletSpec, ErrorRecord, PSError, ScriptBlock
-from emconsole.backends.lab.pwsh.binder import Arg, bind
+from emconsole.backends.lab.pwsh.binder import Arg
 from emconsole.backends.lab.pwsh.records import InformationRecord, WarningRecord
 from emconsole.backends.lab.pwsh.session import CommandRegistry, Session
 from emconsole.backends.lab.pwsh.values import Hashtable, to_string
@@ -186,16 +186,17 @@ class Interpreter:
     # ---- commands -----------------------------------------------------------------------------------
     def run_command(self, plan: CommandPlan, pipeline_input: list[Any] | None) -> list[Any]:
         target: Any = plan.name if plan.target is None else plan.target(self)
-        tokens = plan.arguments(self)
+        values = plan.values(self)
         merges = plan.merges
         invocation = plan.site.invocation()
         spec = self._find(target)
         if isinstance(spec, ScriptBlock):
             block = spec
+            tokens = plan.tokens(values)
             return self._with_merges(
                 merges, lambda: block.invoke(*[t.value for t in tokens if isinstance(t, Arg)])
             )
-        bound = bind(spec, tokens, bool(pipeline_input))
+        bound = plan.bind(spec, values, bool(pipeline_input))
         common = bound.common
         call = CommandCall(
             self,

@@ -60,6 +60,15 @@ class Session:
     def set_variable(self, name: str, value: Any) -> None:
         self._variables[name.lower()] = (name, value)
 
+    def value(self, key: str) -> Any:
+        """``get_variable(name)`` for ``key = name.lower()`` (compiled scripts lower names once)."""
+        entry = self._variables.get(key)
+        return None if entry is None else entry[1]
+
+    def assign(self, key: str, name: str, value: Any) -> None:
+        """``set_variable(name, value)`` for ``key = name.lower()``."""
+        self._variables[key] = (name, value)
+
     def has_variable(self, name: str) -> bool:
         return name.lower() in self._variables
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any
@@ -399,6 +399,32 @@ def compare(op: str, left: Any, right: Any, local: timezone) -> Any:
         hit = wildcard_regex(to_string(right)).match(to_string(left)) is not None
         return hit if op == "-like" else not hit
     raise ValueError(op)
+
+
+def comparison(op: str) -> Callable[[Any, Any, timezone], Any]:
+    """``compare`` with its operator fixed (a script's operators are known before it runs)."""
+    op = op.lower()
+    if op in ("-eq", "-ieq", "-ne", "-ine"):
+        want = op in ("-eq", "-ieq")
+
+        def equality(left: Any, right: Any, local: timezone) -> Any:
+            if isinstance(left, list):
+                return [item for item in left if compare(op, item, right, local) is True]
+            equal = _scalar_equal(left, right, local)
+            return equal if want else not equal
+
+        return equality
+    if op in ("-like", "-notlike"):
+        like = op == "-like"
+
+        def wildcard(left: Any, right: Any, local: timezone) -> Any:
+            if isinstance(left, list):
+                return [item for item in left if compare(op, item, right, local) is True]
+            hit = wildcard_regex(to_string(right)).match(to_string(left)) is not None
+            return hit if like else not hit
+
+        return wildcard
+    return lambda left, right, local: compare(op, left, right, local)
 
 
 def add(left: Any, right: Any) -> Any:
