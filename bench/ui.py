@@ -67,23 +67,27 @@ def first_frame(timeout: float = 60.0) -> dict[str, float]:
         quit_started = time.perf_counter()
         try:
             os.write(main, b"\x11")  # ctrl+q
-            proc.wait(timeout=30)
+            _drain_until_exit(main, proc, 30.0)
             seen["quit"] = time.perf_counter() - quit_started
         except (OSError, subprocess.TimeoutExpired):
             proc.kill()
             proc.wait()
-        _drain(main)
         os.close(main)
     return seen
 
 
-def _drain(fd: int) -> None:
-    while select.select([fd], [], [], 0)[0]:
-        try:
-            if not os.read(fd, 65536):
+def _drain_until_exit(fd: int, proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """Read the terminal while the child exits (a full pty would block its last writes)."""
+    deadline = time.perf_counter() + timeout
+    while proc.poll() is None:
+        if time.perf_counter() > deadline:
+            raise subprocess.TimeoutExpired(proc.args, timeout)
+        if select.select([fd], [], [], 0.05)[0]:
+            try:
+                os.read(fd, 65536)
+            except OSError:
+                proc.wait(timeout=max(0.1, deadline - time.perf_counter()))
                 return
-        except OSError:
-            return
 
 
 def grid_filter(rows: int, patterns: list[str]) -> dict[str, float]:

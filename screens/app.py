@@ -150,6 +150,16 @@ class EmConsoleApp(App[int]):
         if self.live_refresh and session.refresh_interval > 0:
             self._refresh_timer = self.set_interval(session.refresh_interval, self._refresh_tick)
 
+    async def action_quit(self) -> None:
+        """Quit; reads in flight are cancelled, changes in flight are waited for (and said so)."""
+        self.workers.cancel_group(self, "refresh")
+        self.workers.cancel_group(self, "ocs")
+        busy = sum(1 for v in self.views() if v.busy)
+        if busy:
+            self.notify(f"closing: waiting for the change in flight on {busy} server(s) to finish…",
+                        timeout=60)
+        self.exit()
+
     async def on_unmount(self) -> None:
         if self._unsubscribe is not None:
             self._unsubscribe()

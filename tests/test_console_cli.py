@@ -51,12 +51,21 @@ class Terminal:
     def send(self, data: bytes) -> None:
         os.write(self.fd, data)
 
-    def close(self) -> int:
+    def close(self, timeout: float = 30.0) -> int:
+        """Wait for the child to exit, reading its output meanwhile (a full terminal would block it)."""
+        deadline = time.monotonic() + timeout
         try:
-            return self.proc.wait(timeout=30)
+            while self.proc.poll() is None and time.monotonic() < deadline:
+                if select.select([self.fd], [], [], 0.05)[0]:
+                    try:
+                        os.read(self.fd, 65536)
+                    except OSError:
+                        break
+            return self.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
         finally:
             if self.proc.poll() is None:
                 self.proc.kill()
+                self.proc.wait()
             os.close(self.fd)
 
 

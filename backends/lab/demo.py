@@ -39,7 +39,7 @@ DEMO_EXCHANGE: Mapping[int, Mapping[str, Any]] = {
 }
 SITES = ("AMS", "FRA", "LON", "NYC")
 #: A hung server's refresh gives up after this long (the demo should show the timeout, not wait a minute).
-CALL_TIMEOUT_S = 8.0
+CALL_TIMEOUT_S = 5.0
 REFRESH_INTERVAL_S = 30.0
 #: Made up once per process: every demo lab of this process shares it, so the one environment
 #: variable ``password_from`` names is right for all of them (tests start several).
