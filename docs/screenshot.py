@@ -5,7 +5,7 @@
 The demo lab runs in this process on a manual lab clock (the EM runs and events are the same every
 time) and on the lab's default ports when they are free, so a new screenshot differs from the last
 one only where it should (ages, the clock). The app is the real console on the real engine; the
-script waits for every server to answer (the hung one times out after the demo's 8 s), marks two
+script waits for every server to answer (the hung one times out after the demo's 5 s), marks two
 servers to show what a selection looks like, and saves the screen.
 """
 
