@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from typing import Any
 
 from emconsole.backends.lab.exchange.cmdbase import (
@@ -44,13 +43,21 @@ def _target_error(server: LabServer, location: str, xfilter: str, command: str) 
     )
 
 
-@contextmanager
-def _addressing(server: LabServer, location: str, xfilter: str, command: str) -> Iterator[None]:
-    """A filter that names nothing to write to (or cannot be read) is IIS's target error."""
-    try:
-        yield
-    except IISTargetError:
-        raise _target_error(server, location, xfilter, command) from None
+class _addressing:  # lower case: used like the function it replaced
+    """A filter that names nothing to write to (or cannot be read) is IIS's target error.
+
+    A class, not @contextmanager: Get-WebConfiguration runs ~75 times per status script.
+    """
+
+    def __init__(self, server: LabServer, location: str, xfilter: str, command: str) -> None:
+        self._args = (server, location, xfilter, command)
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: Any) -> None:
+        if kind is not None and issubclass(kind, IISTargetError):
+            raise _target_error(*self._args) from None
 
 
 def get_web_configuration(ctx: CommandContext, params: dict[str, Any], _: list[Any]) -> Iterable[Any]:

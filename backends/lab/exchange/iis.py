@@ -122,6 +122,31 @@ def parse_filter(xfilter: str) -> tuple[Step, ...]:
     return tuple(steps)
 
 
+def _walk(root: ET.Element, xfilter: str, create: bool) -> list[ET.Element]:
+    """``IIS.find`` from a configuration root."""
+    nodes = [root]
+    outbound = False
+    for name, where in parse_filter(xfilter):
+        parent_outbound, outbound = outbound, outbound or name.lower() == "outboundrules"
+        found: list[ET.Element] = []
+        for node in nodes:
+            hits = [c for c in _named(node, name) if _matches(c, where)]
+            if not hits and not where:
+                tag = canonical(name)
+                if tag in schema_of(node.tag, parent_outbound).children:
+                    hits = [ET.SubElement(node, tag) if create else ET.Element(tag)]
+            found += hits
+        nodes = found
+    return nodes
+
+
+@lru_cache(maxsize=1024)
+def _finds_nothing_unwritten(xfilter: str) -> bool:
+    """Whether ``IIS.find`` gives nothing at a location whose configuration has nothing written
+    (that depends on the filter and the schema only; most locations a status script reads are such)."""
+    return not _walk(ET.Element("configuration"), xfilter, False)
+
+
 def _step(text: str) -> Step:
     name, bracket, rest = text.partition("[")
     where: dict[str, str] = {}
@@ -211,20 +236,9 @@ class IIS:
         ``create`` is True — as IIS creates it on the first write. Collection entries
         (``rule[@name='X']``) are never made up: an unmatched entry gives no element.
         """
-        nodes = [self._root(location, create)]
-        outbound = False
-        for name, where in parse_filter(xfilter):
-            parent_outbound, outbound = outbound, outbound or name.lower() == "outboundrules"
-            found: list[ET.Element] = []
-            for node in nodes:
-                hits = [c for c in _named(node, name) if _matches(c, where)]
-                if not hits and not where:
-                    tag = canonical(name)
-                    if tag in schema_of(node.tag, parent_outbound).children:
-                        hits = [ET.SubElement(node, tag) if create else ET.Element(tag)]
-                found += hits
-            nodes = found
-        return nodes
+        if not create and location not in self.config and _finds_nothing_unwritten(xfilter):
+            return []
+        return _walk(self._root(location, create), xfilter, create)
 
     def element_object(self, element: ET.Element, location: str, xfilter: str) -> PSObject:
         """A ConfigurationElement as Get-WebConfiguration returns it: every schema attribute and child."""
