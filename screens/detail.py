@@ -139,8 +139,10 @@ class ServerDetailScreen(TableScreen, ServerActions):
         text.append(f" (org {org[state.org_enabled]} server {org[state.server_enabled]})")
         if state.service is not None:
             text.append(f" · MSExchangeMitigation {state.service.status}/{state.service.start_type}")
-        text.append(f"\nblocked: {' '.join(state.blocked) or DASH} · data collection: "
-                    f"{state.data_collection if state.data_collection is not None else '?'} · proxy: "
+        applied_at = f"{state.applied_time:%Y-%m-%d %H:%M} UTC" if state.applied_time else DASH
+        text.append(f"\napplied: {applied_at} · blocked: {' '.join(state.blocked) or DASH} · "
+                    f"data collection: {state.data_collection if state.data_collection is not None else '?'}"
+                    " · proxy: "
                     f"{state.proxy or DASH}")
         for d in drift(state, obsolete_ids(state, app.knowledge)):
             text.append(f"\n≠ {d.mitigation_id}: {d.what}", style="yellow")
