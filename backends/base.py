@@ -33,7 +33,12 @@ class RawResult:
 
 
 class BackendFailure(Exception):
-    """A classified failure; carries the wire cost so the command log can still record it."""
+    """A classified failure; carries the wire cost so the command log can still record it.
+
+    ``may_have_run``: the script was (or may have been) handed to the server before the failure (a
+    deadline while waiting for output, an answer lost or garbled), so whatever it changes may have
+    happened; False when nothing reached the server or the script reported its own failure.
+    """
 
     def __init__(
         self,
@@ -44,9 +49,11 @@ class BackendFailure(Exception):
         stdout: str = "",
         stderr: str = "",
         exit_code: int | None = None,
+        may_have_run: bool = False,
     ) -> None:
         super().__init__(failure.message)
         self.failure = failure
+        self.may_have_run = may_have_run
         self.duration_s = duration_s
         self.round_trips = round_trips
         self.stdout = stdout

@@ -45,6 +45,8 @@ from emconsole.remote.scripts import RemoteScript
 #: Failures after which an organisation change moves on to the next server.
 _TRY_NEXT = {FailureKind.UNREACHABLE, FailureKind.TIMEOUT, FailureKind.AUTH, FailureKind.TLS,
              FailureKind.QUOTA}
+#: Changes that are one property write on the server: a read-back without them means not made.
+_SINGLE_WRITES = {ActionKind.BLOCK, ActionKind.UNBLOCK, ActionKind.ENABLE, ActionKind.DISABLE}
 #: Script codes that are an action's outcome (reported as such), not a failure to reach the server.
 _REPORTED_BY_OUTCOME = {"changed_since_read", "backup_exists", "backup_not_found"}
 
@@ -207,7 +209,7 @@ class FleetEngine:
             raise BackendFailure(ServerFailure(
                 kind=FailureKind.OUTPUT_NOT_UNDERSTOOD,
                 message=f"output not understood: {exc.reason} (the raw output is in the command log)",
-                detail=_first_line(raw.stderr), raw_output=raw.stdout[-20000:])) from None
+                detail=_first_line(raw.stderr), raw_output=raw.stdout[-20000:]), may_have_run=True) from None
         failure = results.failure(doc)
         if failure is not None and doc.code not in _REPORTED_BY_OUTCOME:
             raise BackendFailure(failure.model_copy(update={"raw_output": raw.stdout[-20000:]}))
@@ -477,8 +479,9 @@ class FleetEngine:
         try:
             doc, _raw = await self._run_document(server, step.script)
         except BackendFailure as exc:
-            return ActionOutcome(server=step.server, kind=request.kind, status=OutcomeStatus.FAILED,
-                                 detail=exc.failure.message, failure=exc.failure)
+            failed = ActionOutcome(server=step.server, kind=request.kind, status=OutcomeStatus.FAILED,
+                                   detail=exc.failure.message, failure=exc.failure)
+            return await self._after_lost_answer(request, failed) if exc.may_have_run else failed
         outcome = results.outcome(doc, step.server, request.kind)
         if outcome.status is OutcomeStatus.FAILED:
             return outcome
@@ -495,6 +498,25 @@ class FleetEngine:
             return outcome.model_copy(update={"status": OutcomeStatus.NOT_VERIFIED,
                                               "detail": f"{outcome.detail}; read-back: {problem}"})
         return outcome
+
+    async def _after_lost_answer(self, request: ActionRequest, failed: ActionOutcome) -> ActionOutcome:
+        """The script may have run but its answer was lost (deadline, garbled or cut output): never
+        report "failed" for a change that may have been made. A fresh read decides: the change is
+        there (not verified: its own read-back never came), it is not (failed, for the single writes
+        that cannot half happen), or nobody can tell (not verified)."""
+        unknown = f"{failed.detail}; the script may have run"
+        if request.kind is ActionKind.REAPPLY or request.scope is ActionScope.ORG:
+            return failed.model_copy(update={"status": OutcomeStatus.NOT_VERIFIED,
+                                             "detail": f"{unknown}: its effect is unknown"})
+        view = await self._read_state(failed.server)
+        problem = self._read_back_problem(request, view)
+        if not problem:
+            detail = f"{unknown} and a read-back shows the change in place"
+        elif request.kind in _SINGLE_WRITES and view.failure is None and view.state is not None:
+            return failed.model_copy(update={"detail": f"{failed.detail}; read-back: not made ({problem})"})
+        else:
+            detail = f"{unknown}: its effect is unknown (read-back: {problem})"
+        return failed.model_copy(update={"status": OutcomeStatus.NOT_VERIFIED, "detail": detail})
 
     def _read_back_problem(self, request: ActionRequest, view: ServerView) -> str:
         """Why a fresh status read contradicts the change ('' when it confirms it)."""

@@ -184,6 +184,7 @@ class ServerSession:
             )
         except BaseException as exc:
             elapsed = time.monotonic() - start
+            sent = phase in ("command", "receive")  # the Command request left: the script may be running
             if isinstance(exc, requests.exceptions.ConnectionError) and not isinstance(
                     exc, requests.exceptions.ReadTimeout):
                 phase = "connect"  # ConnectTimeout, refused, DNS: nothing reached the server
@@ -198,8 +199,8 @@ class ServerSession:
                 # A request died mid-flight: the shell's state on the server is unknown.
                 command_id = ""
             rt = proto.requests_sent - req0 if proto is not None else 0
-            raise BackendFailure(failure, duration_s=elapsed, round_trips=rt,
-                                 stdout=_decode(b"".join(out)), stderr=clean_clixml(b"".join(err))) from None
+            raise BackendFailure(failure, duration_s=elapsed, round_trips=rt, stdout=_decode(b"".join(out)),
+                                 stderr=clean_clixml(b"".join(err)), may_have_run=sent) from None
         finally:
             self._hand_off_cleanup(proto, shell_id, command_id)
 
