@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import functools
 import sys
-from collections.abc import Collection
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
 
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from emconsole.cli.jsonout import ActionDoc
     from emconsole.config import Config
     from emconsole.engine import ActionPlan, FleetEngine
-    from emconsole.models import ActionOutcome, ActionRequest
+    from emconsole.models import ActionOutcome, ActionRequest, ServerFailure
 
 #: Exit code when the operator did not confirm (nothing was changed).
 NOT_CONFIRMED = 4
@@ -205,17 +205,23 @@ def _outcome_table(outcomes: list[ActionOutcome]) -> Table:
 
 
 def _doc(spec: ActionSpec, args: argparse.Namespace, plans: list[ActionPlan], outcomes: list[ActionOutcome],
-         executed: bool, unread: Collection[str] = ()) -> ActionDoc:
+         executed: bool, unread: Mapping[str, ServerFailure | None] | None = None) -> ActionDoc:
     from emconsole.cli.jsonout import ActionDoc, ErrorOut, OutcomeOut, SkippedOut, StepOut
 
     first = plans[0].request if plans else None
+    unread = unread or {}
+
+    def read_error(server: str) -> ErrorOut | None:
+        failure = unread.get(server)
+        return ErrorOut(kind=failure.kind, message=failure.message) if failure else None
+
     return ActionDoc(
         action=spec.name, scope=first.scope.value if first else "server",
         mitigation_ids=sorted({i for p in plans for i in p.request.mitigation_ids}),
         backup_id=getattr(args, "backup_id", None), dry_run=args.dry_run, executed=executed,
         steps=[StepOut(server=s.server, summary=s.summary, script=s.script_text if args.show_script else None,
                        script_sha256=s.script.sha256) for p in plans for s in p.steps],
-        skipped=[SkippedOut(server=n, reason=r) for p in plans for n, r in p.skipped],
+        skipped=[SkippedOut(server=n, reason=r, error=read_error(n)) for p in plans for n, r in p.skipped],
         outcomes=[OutcomeOut(server=o.server, status=o.status, detail=o.detail,
                              duration_s=round(o.duration, 3),
                              backup_id=str(o.backup.get("backup_id")) if o.backup else None,
@@ -229,10 +235,11 @@ def _doc(spec: ActionSpec, args: argparse.Namespace, plans: list[ActionPlan], ou
 # --------------------------------------------------------------------------- run
 
 
-def _unread_exit(unread: dict[str, str]) -> int:
+def _unread_exit(unread: Mapping[str, ServerFailure | None]) -> int:
     """Nothing was planned: fine (0) unless servers were skipped because they could not be read."""
-    for name, why in unread.items():
-        print(f"emconsole: {name} could not be read: {why}", file=sys.stderr)
+    for name, failure in unread.items():
+        print(f"emconsole: {name} could not be read: {failure.message if failure else 'not read'}",
+              file=sys.stderr)
     return 1 if unread else 0
 
 
@@ -253,8 +260,7 @@ def _run(spec: ActionSpec, args: argparse.Namespace) -> int:
 
                 engine.plan(ActionRequest(kind=ActionKind.REAPPLY, servers=(names[0],)))
             views = await common.refresh(engine, names)
-            unread = {v.name: (v.failure.message if v.failure else "not read") for v in views
-                      if v.failure is not None or v.state is None}
+            unread = {v.name: v.failure for v in views if v.failure is not None or v.state is None}
             requests = _requests(spec, args, config, engine, names)
             if not requests:
                 print("emconsole: nothing to do: no leftovers on the selected servers", file=sys.stderr)
@@ -272,7 +278,7 @@ def _run(spec: ActionSpec, args: argparse.Namespace) -> int:
             if args.dry_run:
                 print("dry run: nothing was sent", file=sys.stderr)
                 if as_json:
-                    write_json(_doc(spec, args, plans, [], False))
+                    write_json(_doc(spec, args, plans, [], False, unread))
                 return 0
             count = len({s.server for p in plans for s in p.steps})
             if not args.yes and not _confirm(count, config.bulk_confirm_threshold):

@@ -246,6 +246,8 @@ class StepOut(_Out):
 class SkippedOut(_Out):
     server: str
     reason: str
+    #: why the server could not be read, when that is why it was skipped
+    error: ErrorOut | None = None
 
 
 class OutcomeOut(_Out):
