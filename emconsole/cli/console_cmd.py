@@ -14,7 +14,7 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from emconsole.config import Config
+    from emconsole.config import Config, ServerConfig
     from emconsole.credentials import PasswordSource
     from emconsole.screens.app import Session, Starter
 
@@ -67,9 +67,13 @@ async def session_for(config: Config, passwords: PasswordSource | None = None, *
         from emconsole.engine import FleetEngine
 
         source = passwords or PasswordSource()
-        backend = WinRMBackend(
-            lambda server: source.password(server.password_from or "", server.username or "", server.name)
-        )
+
+        def lookup(server: ServerConfig) -> str | None:
+            if server.password_from is None or server.username is None:
+                return None  # Kerberos from the ticket cache, or a client certificate
+            return source.password(server.password_from, server.username, server.name)
+
+        backend = WinRMBackend(lookup)
         knowledge = config.knowledge()
         engine = FleetEngine(config, backend, audit=AuditLog(config.audit_path), command_log=CommandLog(),
                              knowledge=knowledge)
