@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import html
 import io
-import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,8 +20,9 @@ from typing import IO
 
 from pydantic import BaseModel
 
+from emconsole.textsafe import visible
+
 TABLE_FORMATS = ("table", "json", "csv", "markdown")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 _FORMULA_START = ("=", "+", "@", "\t", "\r")
 
 
@@ -31,7 +31,7 @@ def clean(text: object) -> str:
     if isinstance(text, Enum):
         text = text.value
     value = "" if text is None else str(text)
-    return _CONTROL.sub("?", value.replace("\r\n", " ").replace("\n", " "))
+    return visible(value.replace("\r\n", " ").replace("\n", " "))
 
 
 @dataclass
