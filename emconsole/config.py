@@ -30,6 +30,7 @@ from emconsole import paths
 from emconsole.knowledge import BuildRecord, CatalogueEntry, Knowledge, load_knowledge
 from emconsole.monitoring import CheckSettings
 from emconsole.remote import validate
+from emconsole.textsafe import CONTROL_CHARACTERS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -85,6 +86,7 @@ PROXY_FROM_ENVIRONMENT = "environment"
 _PASSWORD_FROM_RE = re.compile(r"^(env:[A-Za-z_][A-Za-z0-9_]*|keyring:\S.*|prompt)$")
 _PASSWORD_FROM_RULE = 'must be "env:NAME", "keyring:SERVICE" or "prompt"'
 _TAG_KEY_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_TAG_VALUE_MAX = 256
 _BINDING_ID_RE = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
 _PROXY_RE = re.compile(r"^(https?|socks5h?)://[^\s/@]+(:\d{1,5})?/?$")
 _PATH_KEYS = ("cert_pem", "cert_key_pem", "ca_bundle", "audit_path")
@@ -171,9 +173,14 @@ class ServerConfig(_Strict):
     @field_validator("tags")
     @classmethod
     def _tags(cls, value: dict[str, str]) -> dict[str, str]:
-        for key in value:
-            if not _TAG_KEY_RE.match(key):
-                raise ValueError(f"tag name {key!r} must be 1-64 letters, digits, '.', '_' or '-'")
+        """Tag values are shown and matched, never sent to a server: any text a terminal shows as it is."""
+        for key, text in value.items():
+            if not _TAG_KEY_RE.fullmatch(key):
+                raise ValueError(f"tag name {validate.shown(key)} must be 1-64 letters, digits, '.', '_' "
+                                 "or '-'")
+            if len(text) > _TAG_VALUE_MAX or CONTROL_CHARACTERS.search(text) or "\t" in text or "\n" in text:
+                raise ValueError(f"tag {key!r}: a value is text of at most {_TAG_VALUE_MAX} characters, "
+                                 "without line breaks or control characters")
         return value
 
     @model_validator(mode="after")
@@ -382,7 +389,7 @@ def _check_servers(
         if not isinstance(raw, dict):
             problems.add(f"servers[{index}]", "must be a table: write each server as a [[servers]] block")
             continue
-        label = f"(server {raw['name']!r})" if isinstance(raw.get("name"), str) else ""
+        label = f"(server {validate.shown(raw['name'])})" if isinstance(raw.get("name"), str) else ""
         try:
             server = ServerConfig.model_validate(_resolve_paths(_merge_server(defaults, raw), base))
         except ValidationError as exc:

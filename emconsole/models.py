@@ -393,7 +393,7 @@ class ActionRequest(_Frozen):
     @classmethod
     def _valid_ids(cls, ids: tuple[str, ...]) -> tuple[str, ...]:
         for mid in ids:
-            if not MITIGATION_ID_RE.match(mid):
+            if not MITIGATION_ID_RE.fullmatch(mid):  # match() would let a trailing newline through
                 raise ValueError(f"mitigation ID {mid!r} is not valid (letters, digits, '.', '_', '-')")
         return ids
 

@@ -13,9 +13,17 @@ from collections.abc import Iterable
 from functools import lru_cache
 from importlib import resources
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from emconsole.models import MITIGATION_ID_PATTERN, ArtifactKind, Direction, MitigationKind, base_id
+from emconsole.models import (
+    MITIGATION_ID_PATTERN,
+    MITIGATION_ID_RE,
+    ArtifactKind,
+    Direction,
+    MitigationKind,
+    base_id,
+)
+from emconsole.remote import validate
 
 
 class _Strict(BaseModel):
@@ -34,6 +42,24 @@ class CatalogueArtifact(_Strict):
     match: str | None = None
     action: str | None = None
     mitigated_when: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _sendable_name(cls, value: str, info: ValidationInfo) -> str:
+        """Service and app pool names go into the status and delete scripts: they must pass the
+        remote scripts' own rules here, when the config is read, not fail every refresh later."""
+        kind = info.data.get("kind")
+        try:
+            if kind is ArtifactKind.SERVICE:
+                validate.service_name(value)
+            elif kind is ArtifactKind.APP_POOL:
+                validate.app_pool(value)
+        except validate.InvalidInput:
+            what = ("a service name: 1-80 letters, digits, '.', '_' or '-'" if kind is ArtifactKind.SERVICE
+                    else "an app pool name: 1-64 letters, digits, spaces, '.', '_' or '-', "
+                         "no space at either end")
+            raise ValueError(f"must be {what} (it is sent to the servers)") from None
+        return value
 
     @model_validator(mode="after")
     def _rewrite_has_location(self) -> CatalogueArtifact:
@@ -72,6 +98,16 @@ class CatalogueEntry(_Strict):
     artifacts: tuple[CatalogueArtifact, ...] = ()
     fix: Fix | None = None
     side_effects_reported: str | None = None
+
+    @field_validator("applied_ids_seen")
+    @classmethod
+    def _valid_ids(cls, ids: tuple[str, ...]) -> tuple[str, ...]:
+        """These IDs are written by block: the remote scripts' ID rule applies when the config is read."""
+        for full in ids:
+            if not MITIGATION_ID_RE.fullmatch(full):
+                raise ValueError(f"applied ID {validate.shown(full)} is not a mitigation ID "
+                                 "(1-64 letters, digits, '.', '_' or '-', starting with a letter or digit)")
+        return ids
 
     @model_validator(mode="after")
     def _base_only(self) -> CatalogueEntry:

@@ -27,13 +27,19 @@ EMS_MODES = ("snapin", "remoteexchange")
 MAX_LIST = 64
 
 
+def shown(value: object, limit: int = 60) -> str:
+    """A value quoted for a message: escaped (``repr``) and cut, so a 100 kB input stays one short line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 class InvalidInput(ValueError):
     """A value that must not reach a server: ``field`` names it, the message says the rule."""
 
     def __init__(self, field: str, value: object, rule: str) -> None:
         self.field = field
         self.value = value
-        super().__init__(f"{field}: {value!r} is not allowed ({rule}); no script was built")
+        super().__init__(f"{field}: {shown(value)} is not allowed ({rule}); no script was built")
 
 
 def _check(field: str, value: object, pattern: re.Pattern[str], rule: str) -> str:
