@@ -324,18 +324,25 @@ class FleetEngine:
         except KeyError as exc:
             raise PlanError(str(exc.args[0])) from None
         try:
+            if request.backup_id is not None:
+                validate.backup_id(request.backup_id)
             if request.scope is ActionScope.ORG:
                 return self._plan_org(request, names)
-            steps: list[PlannedStep] = []
-            skipped: list[tuple[str, str]] = []
-            for name in names:
-                step = self._plan_server(request, self._views[name])
-                if isinstance(step, str):
-                    skipped.append((name, step))
-                else:
-                    steps.append(step)
         except (validate.InvalidInput, scripts.ScriptTooLong) as exc:
             raise PlanError(str(exc)) from None
+        steps: list[PlannedStep] = []
+        skipped: list[tuple[str, str]] = []
+        for name in names:
+            try:
+                step = self._plan_server(request, self._views[name])
+            except (validate.InvalidInput, scripts.ScriptTooLong) as exc:
+                # The request itself is valid (checked above and by ActionRequest): what no script may
+                # carry came from this server's own lists. Skip it; it must not stop the others.
+                step = f"what it reported cannot be sent back in a script: {exc}"
+            if isinstance(step, str):
+                skipped.append((name, step))
+            else:
+                steps.append(step)
         if not steps:
             raise PlanError("nothing to do: " + "; ".join(f"{n}: {why}" for n, why in skipped))
         return ActionPlan(request, tuple(steps), tuple(skipped))
