@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.filter import LineFilter
 from textual.screen import ModalScreen, Screen
 from textual.worker import Worker, WorkerState
 
@@ -106,6 +107,12 @@ class EmConsoleApp(App[int]):
         self._refresh_timer: Any = None
         self._knowledge: Knowledge | None = None
         self._unsubscribe: Callable[[], None] | None = None
+
+    def get_line_filters(self) -> Sequence[LineFilter]:
+        """Textual's filters, then one that shows server-sent control characters instead of sending them."""
+        from emconsole.screens.controls import SHOW_CONTROL_CHARACTERS
+
+        return [*super().get_line_filters(), SHOW_CONTROL_CHARACTERS]
 
     # ----- start --------------------------------------------------------------------------------
     def on_mount(self) -> None:

@@ -3,7 +3,8 @@
 Why not DataTable: refilling costs ~0.2 ms per row, so filtering 5,000 mitigation rows or re-sorting
 a 500-server fleet would block the event loop. Here the rows live in a dict keyed by row key; a
 filter or sort only recomputes the list of visible keys, and only the lines on screen are rendered.
-Cells are ``rich.text.Text`` so that server-supplied strings are never parsed as markup.
+Cells are ``rich.text.Text`` so that server-supplied strings are never parsed as markup, and one line
+each (``controls.one_line``: a line break in a rule name must not break the row).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from emconsole.screens.controls import one_line
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
@@ -161,7 +163,7 @@ class Grid(ScrollView, can_focus=True):
     def set_row(self, key: str, cells: Sequence[Text | str], *, style: Style | None = None,
                 highlight: bool = True) -> None:
         """Add or update a row. Only a changed row is re-rendered; changed cells are highlighted."""
-        new = [c if isinstance(c, Text) else Text(c) for c in cells]
+        new = [one_line(c if isinstance(c, Text) else Text(c)) for c in cells]
         old = self._rows.get(key)
         if style is None:
             self._row_style.pop(key, None)
@@ -190,6 +192,7 @@ class Grid(ScrollView, can_focus=True):
     def set_cell(self, key: str, column: int, value: Text) -> None:
         """Rewrite one cell without highlighting (the age column ticking)."""
         cells = self._rows.get(key)
+        value = one_line(value)
         if cells is None or column >= len(cells) or cells[column].plain == value.plain:
             return
         cells[column] = value
