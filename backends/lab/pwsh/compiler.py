@@ -1,10 +1,10 @@
 """Compile a parsed script once into Python closures; running it is then calling them.
 
-The console sends the same few script texts again and again, so everything that depends only on
-the text is done here, once per text: node kinds are dispatched, literal values, variable names,
-casts and operators resolved, a command's parameter tokens laid out, and error positions
-(``At line:N char:M``) prepared. What depends on the run (variables, commands, the server) is
-left to the ``Interpreter`` the closures receive.
+The console sends the same few scripts again and again, so everything that depends only on the
+text is done here, once (``templates.prepare``): node kinds are dispatched, literal values, variable
+names, casts and operators resolved, a command's parameter tokens laid out. What depends on the run
+(variables, commands, the server, the values of the single-quoted strings a template leaves open and
+the text error positions are worded from) is left to the ``Interpreter`` the closures receive.
 
 Each closure does exactly what the tree walker did for its node, in the same order: an
 expression's PSError is located at the innermost expression that raised it, a statement's at the
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, NoReturn
 
 from emconsole.backends.lab.pwsh import methods
@@ -31,8 +30,9 @@ from emconsole.backends.lab.pwsh.binder import (
     recipe,
 )
 from emconsole.backends.lab.pwsh.interpreter import Interpreter, ScriptExit, ScriptHalt
-from emconsole.backends.lab.pwsh.subset import CAST_TYPES, first_refusal, type_key, variable_name
-from emconsole.backends.lab.pwsh.syntax import SyntaxNode, parse, syntax_tree
+from emconsole.backends.lab.pwsh.positions import Site
+from emconsole.backends.lab.pwsh.subset import CAST_TYPES, type_key, variable_name
+from emconsole.backends.lab.pwsh.syntax import SyntaxNode
 from emconsole.backends.lab.pwsh.values import (
     Encoding,
     Hashtable,
@@ -67,62 +67,25 @@ _MERGES = {"2>&1": {"error"}, "3>&1": {"warning"}, "6>&1": {"host"}, "*>&1": {"e
 _READ_ONLY = ("true", "false", "null", "_", "psitem")
 
 
-class Site:
-    """Where a node is: PowerShell's ``At line:N char:M`` block, made on first use and kept."""
-
-    __slots__ = ("_end", "_invocation", "_row", "_start", "_text")
-
-    def __init__(self, text: str, node: SyntaxNode) -> None:
-        self._text = text
-        self._start = node.start
-        self._end = node.end
-        self._row = node.row
-        self._invocation: str | None = None
-
-    def invocation(self) -> str:
-        """``At line:N char:M`` plus the source line and a ``~`` underline, as PowerShell prints them."""
-        if self._invocation is None:
-            text, start = self._text, self._start
-            line_start = text.rfind("\n", 0, start) + 1
-            line_end = text.find("\n", start)
-            line_end = len(text) if line_end == -1 else line_end
-            source = text[line_start:line_end].rstrip("\r")
-            column = start - line_start + 1
-            width = max(1, min(self._end, line_end) - start)
-            self._invocation = (
-                f"At line:{self._row + 1} char:{column}\r\n+ {source}\r\n+ {' ' * (column - 1)}{'~' * width}"
-            )
-        return self._invocation
-
-    def locate(self, record: ErrorRecord) -> None:
-        if not record.invocation:
-            record.invocation = self.invocation()
+Failure = Callable[["Interpreter"], BaseException]
 
 
-def not_supported(site: Site, what: str) -> PSError:
-    return PSError(
-        ErrorRecord(
-            message=f"{what} is not supported by the lab's PowerShell (outside POWERSHELL-SUBSET.md).",
-            fully_qualified_error_id="NotSupportedInLab",
-            category="NotImplemented",
-            exception_type="System.NotSupportedException",
-            invocation=site.invocation(),
-        )
-    )
-
-
-def _raiser(make: Callable[[], BaseException]) -> Expr:
+def _raiser(make: Failure) -> Expr:
     """An expression that fails when it is evaluated (a fresh exception each time)."""
 
     def fail(it: Interpreter) -> NoReturn:
-        raise make()
+        raise make(it)
 
     return fail
 
 
-def _deferred(error: Exception) -> Callable[[], BaseException]:
+def _deferred(error: Exception) -> Failure:
     """A tree shape the walker would have tripped over when it got there: trip over it then."""
-    return lambda: error.with_traceback(None)
+    return lambda it: error.with_traceback(None)
+
+
+def _unsupported(site: Site, what: str) -> Failure:
+    return lambda it: it.source.not_supported(site, what)
 
 
 def _located(site: Site, run: Expr) -> Expr:
@@ -132,7 +95,7 @@ def _located(site: Site, run: Expr) -> Expr:
         try:
             return run(it)
         except PSError as error:
-            site.locate(error.record)
+            it.source.locate(error.record, site)
             raise
 
     return located
@@ -162,7 +125,7 @@ ARG = 1
 PARAM_VALUE = 2
 #: evaluate ``payload(it)`` and drop it (a ``-Name:value`` whose ':' was followed by another ':')
 EVALUATE = 3
-#: ``raise payload()``
+#: ``raise payload(it)``
 FAIL = 4
 
 ArgumentStep = tuple[int, Any]
@@ -232,7 +195,7 @@ class CommandPlan:
             elif kind == EVALUATE:
                 payload(it)
             else:
-                raise payload()
+                raise payload(it)
         return values
 
     def tokens(self, values: Sequence[Any]) -> list[Param | Arg]:
@@ -265,28 +228,28 @@ class Program:
     statements: Block
 
 
-@dataclass(frozen=True)
-class Refused:
-    """A script that does not run: a parse error or a construct outside the subset."""
-
-    record: ErrorRecord
-
-
-Prepared = Program | Refused
-
-
 class Compiler:
-    """Turns the ``SyntaxNode`` tree of one script into closures (one instance per script text)."""
+    """Turns the ``SyntaxNode`` tree of one script into closures (one instance per script text).
 
-    def __init__(self, original: str, mapped: str) -> None:
+    ``parameters`` maps the start of each single-quoted string whose value the run supplies
+    (``it.literals``) to its index: the program then serves every text that differs only there.
+    ``consumed`` tells which of them the program really reads that way.
+    """
+
+    def __init__(self, original: str, mapped: str, parameters: dict[int, int] | None = None) -> None:
         self.original = original
         self.mapped = mapped
+        self.parameters = parameters or {}
+        self.consumed: set[int] = set()
 
     def text(self, node: SyntaxNode) -> str:
         return self.original[node.start : node.end]
 
     def site(self, node: SyntaxNode) -> Site:
-        return Site(self.original, node)
+        return Site(node)
+
+    def holds_parameters(self, node: SyntaxNode) -> bool:
+        return any(node.start <= start < node.end for start in self.parameters)
 
     # ---- statements -------------------------------------------------------------------------------
     def statement_nodes(self, node: SyntaxNode) -> list[SyntaxNode]:
@@ -337,7 +300,7 @@ class Compiler:
         if kind == "flow_control_statement":
             return self._exit(node)
         site = self.site(node)
-        fail = _raiser(lambda: not_supported(site, f"The statement '{kind}'"))
+        fail = _raiser(_unsupported(site, f"The statement '{kind}'"))
 
         def unsupported(it: Interpreter, out: list[Any]) -> None:
             fail(it)
@@ -480,7 +443,7 @@ class Compiler:
                 steps.append(("value", self.value(element)))
             else:
                 site = self.site(element)
-                steps.append(("fail", lambda site=site: not_supported(site, "An expression after '|'")))
+                steps.append(("fail", _unsupported(site, "An expression after '|'")))
                 break
         if len(steps) == 1 and steps[0][0] == "command":
             plan: CommandPlan = steps[0][1]
@@ -496,7 +459,7 @@ class Compiler:
                     value = step(it)
                     items = [None] if value is None else as_list(value)  # `$null | x` sends one $null
                 else:
-                    raise step()
+                    raise step(it)
             return items or []
 
         return run
@@ -557,7 +520,7 @@ class Compiler:
             site = self.site(target)
 
             def store(it: Interpreter, value: Any) -> None:
-                raise not_supported(site, "Assigning to this expression")
+                raise it.source.not_supported(site, "Assigning to this expression")
 
         if caster is None:
             return lambda it: store(it, value(it))
@@ -654,9 +617,7 @@ class Compiler:
             if kind == "command_argument_sep" and self.text(child).strip() == ":":
                 if not tokens or not tokens[-1][0]:
                     site = self.site(child)
-                    steps.append(
-                        (FAIL, lambda site=site: not_supported(site, "A ':' not after a parameter name"))
-                    )
+                    steps.append((FAIL, _unsupported(site, "A ':' not after a parameter name")))
                     break
                 _, index = tokens.pop()
                 made = steps[index]
@@ -673,7 +634,7 @@ class Compiler:
             if kind == "redirection":
                 key = self.text(child).replace(" ", "")
                 if key not in _MERGES:
-                    steps.append((FAIL, lambda key=key: KeyError(key)))
+                    steps.append((FAIL, lambda it, key=key: KeyError(key)))
                     break
                 merges |= _MERGES[key]
                 continue
@@ -718,7 +679,7 @@ class Compiler:
         site = self.site(node)
         if handler is None:
             what = f"The expression '{node.type}'"
-            return _raiser(lambda: not_supported(site, what))
+            return _raiser(_unsupported(site, what))
         try:
             run: Expr = handler(node, site)
         except Exception as error:  # re-raised when evaluated, as the walker did
@@ -751,13 +712,17 @@ class Compiler:
         text = self.text(inner)
         mapped = self.mapped[inner.start : inner.end]
         if inner.type == "verbatim_string_characters":
-            return _constant(_unquote_single(text[1:-1], mapped[1:-1]))
+            index = self.parameters.get(inner.start)
+            if index is None:
+                return _constant(_unquote_single(text[1:-1], mapped[1:-1]))
+            self.consumed.add(index)
+            return lambda it: it.literals[index]
         if inner.type == "verbatim_here_string_characters":
             return _constant(_here_body(text))
         if inner.type in ("expandable_string_literal", "expandable_here_string_literal"):
             return self._expand(inner, text, mapped, site)
         inner_site = self.site(inner)
-        return _raiser(lambda: not_supported(inner_site, "This string form"))
+        return _raiser(_unsupported(inner_site, "This string form"))
 
     def _expand(self, node: SyntaxNode, text: str, mapped: str, site: Site) -> Expr:
         base = node.start
@@ -802,14 +767,14 @@ class Compiler:
         try:
             return _constant(int(text, 16) if text.lower().startswith("0x") else int(text))
         except ValueError:
-            return _raiser(lambda: not_supported(site, f"The number literal '{text}'"))
+            return _raiser(_unsupported(site, f"The number literal '{text}'"))
 
     def _v_real_literal(self, node: SyntaxNode, site: Site) -> Expr:
         text = self.text(node)
         try:
             return _constant(float(text))
         except ValueError:
-            return _raiser(lambda: not_supported(site, f"The number literal '{text}'"))
+            return _raiser(_unsupported(site, f"The number literal '{text}'"))
 
     def _v_array_expression(self, node: SyntaxNode, site: Site) -> Expr:
         block = self.block(node.child_by_field_name("statements"))
@@ -820,7 +785,7 @@ class Compiler:
                 for statement in block:
                     statement(it, out)
             except PSError as error:
-                site.locate(error.record)
+                it.source.locate(error.record, site)
                 raise
             return out
 
@@ -835,7 +800,7 @@ class Compiler:
                 for statement in block:
                     statement(it, out)
             except PSError as error:
-                site.locate(error.record)
+                it.source.locate(error.record, site)
                 raise
             return collect(out)
 
@@ -872,7 +837,7 @@ class Compiler:
                     name = key if isinstance(key, str) else key(it)
                     result[name] = value(it) if value is not None else None
             except PSError as error:
-                site.locate(error.record)
+                it.source.locate(error.record, site)
                 raise
             return result
 
@@ -900,7 +865,7 @@ class Compiler:
                 for key, value in planned:
                     result[key] = value(it) if value is not None else None
             except PSError as error:
-                site.locate(error.record)
+                it.source.locate(error.record, site)
                 raise
             return result
 
@@ -908,7 +873,7 @@ class Compiler:
 
     def _v_script_block_expression(self, node: SyntaxNode, site: Site) -> Expr:
         block_node = node.named_children[0] if node.named_children else None
-        text = self.text(node)[1:-1]
+        fixed = None if self.holds_parameters(node) else self.text(node)[1:-1]
         body = self.block(
             block_node.child_by_field_name("script_block_body") if block_node is not None else None
         )
@@ -917,7 +882,7 @@ class Compiler:
             def invoke(*args: Any) -> list[Any]:
                 return it.invoke_block(body, args[0] if args else None)
 
-            return ScriptBlock(text, invoke)
+            return ScriptBlock(fixed if fixed is not None else it.source.slice(site)[1:-1], invoke)
 
         return script_block
 
@@ -935,7 +900,7 @@ class Compiler:
 
         def unsupported(it: Interpreter) -> NoReturn:
             operand(it)
-            raise not_supported(site, what)
+            raise it.source.not_supported(site, what)
 
         return _located(site, unsupported)
 
@@ -956,7 +921,7 @@ class Compiler:
             try:
                 return convert(it, operand(it))
             except PSError as error:
-                site.locate(error.record)
+                it.source.locate(error.record, site)
                 raise
 
         return cast
@@ -980,7 +945,7 @@ class Compiler:
 
             def ordered(it: Interpreter, value: Any) -> Any:
                 if not isinstance(value, Hashtable):
-                    raise not_supported(site, "[ordered] on anything but a hash literal")
+                    raise it.source.not_supported(site, "[ordered] on anything but a hash literal")
                 value.ordered = True
                 return value
 
@@ -990,7 +955,7 @@ class Compiler:
         what = f"The type '{self.text(type_literal)}'"
 
         def unknown(it: Interpreter, value: Any) -> NoReturn:
-            raise not_supported(site, what)
+            raise it.source.not_supported(site, what)
 
         return unknown
 
@@ -1007,7 +972,7 @@ class Compiler:
             try:
                 return compare(lhs(it), rhs(it), it.local)
             except PSError as error:
-                site.locate(error.record)
+                it.source.locate(error.record, site)
                 raise
 
         return compared
@@ -1046,7 +1011,7 @@ class Compiler:
                     result = add(result, other(it))
                 return result
             except PSError as error:
-                site.locate(error.record)
+                it.source.locate(error.record, site)
                 raise
 
         return additive
@@ -1080,7 +1045,7 @@ class Compiler:
                 evaluated = [value(it) for value in planned]
                 return methods.call(owner(it), name, evaluated, it.local)
             except PSError as error:
-                site.locate(error.record)
+                it.source.locate(error.record, site)
                 raise
 
         return invocation
@@ -1120,30 +1085,3 @@ def _unescape(text: str, mapped: str, here: bool) -> str:
             out.append(text[index])
             index += 1
     return "".join(out)
-
-
-def _parse_error(message: str) -> ErrorRecord:
-    return ErrorRecord(
-        message=message,
-        fully_qualified_error_id="ParseException",
-        category="ParserError",
-        exception_type="System.Management.Automation.ParseException",
-    )
-
-
-@lru_cache(maxsize=512)
-def prepare(text: str) -> Prepared:
-    """Parse, check and compile a script text once (cached: the console sends the same texts again).
-
-    A refused script's record is shared between runs: callers only render it.
-    """
-    parsed = parse(text)
-    message = parsed.first_error_message()
-    if message is not None:
-        return Refused(_parse_error(message))
-    root = syntax_tree(parsed)
-    refused = first_refusal(parsed.original, root)
-    if refused is not None:
-        return Refused(refused)
-    compiler = Compiler(parsed.original, parsed.mapped)
-    return Program(compiler.block(root))

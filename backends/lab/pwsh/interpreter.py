@@ -20,7 +20,8 @@ from emconsole.backends.lab.pwsh.session import CommandRegistry, Session
 from emconsole.backends.lab.pwsh.values import Hashtable, to_string
 
 if TYPE_CHECKING:
-    from emconsole.backends.lab.pwsh.compiler import Block, CommandPlan, Program, Site
+    from emconsole.backends.lab.pwsh.compiler import Block, CommandPlan, Program
+    from emconsole.backends.lab.pwsh.positions import Site, Source
 
 
 class ScriptHalt(PSError):
@@ -62,7 +63,7 @@ class CommandCall:
         warning_action: str,
         *,
         dot_sourced: bool,
-        invocation: str,
+        site: Site,
     ) -> None:
         self._interpreter = interpreter
         self.spec = spec
@@ -70,7 +71,12 @@ class CommandCall:
         self.warning_action = warning_action
         #: True when invoked with ``. path``: a script may then define session commands
         self.dot_sourced = dot_sourced
-        self._invocation = invocation
+        self._site = site
+
+    @property
+    def _invocation(self) -> str:
+        """Where the command is written (worded only when an error needs it)."""
+        return self._interpreter.source.invocation(self._site)
 
     @property
     def server(self) -> Any:
@@ -121,6 +127,8 @@ class Interpreter:
         self,
         program: Program,
         *,
+        source: Source,
+        literals: tuple[str, ...],
         server: Any,
         registry: CommandRegistry,
         session: Session,
@@ -128,6 +136,9 @@ class Interpreter:
         local_zone: timezone,
     ) -> None:
         self.program = program
+        #: the text being run (positions for errors) and its single-quoted strings' values
+        self.source = source
+        self.literals = literals
         self.server = server
         self.registry = registry
         self.session = session
@@ -162,7 +173,7 @@ class Interpreter:
 
     def statement_failed(self, error: PSError, site: Site) -> None:
         """A statement-terminating error: the script goes on, unless in ``try`` or under ``Stop``."""
-        site.locate(error.record)
+        self.source.locate(error.record, site)
         self.last_ok = False
         if self.try_depth or self.preference("ErrorActionPreference") == "Stop":
             raise ScriptHalt(error.record) from error
@@ -188,7 +199,6 @@ class Interpreter:
         target: Any = plan.name if plan.target is None else plan.target(self)
         values = plan.values(self)
         merges = plan.merges
-        invocation = plan.site.invocation()
         spec = self._find(target)
         if isinstance(spec, ScriptBlock):
             block = spec
@@ -208,7 +218,7 @@ class Interpreter:
             if "WarningAction" in common
             else self.preference("WarningPreference"),
             dot_sourced=plan.dot_sourced,
-            invocation=invocation,
+            site=plan.site,
         )
 
         def run() -> list[Any]:
@@ -220,7 +230,7 @@ class Interpreter:
             raise
         except PSError as error:
             error.record.command = error.record.command or spec.name
-            error.record.invocation = error.record.invocation or invocation
+            error.record.invocation = error.record.invocation or self.source.invocation(plan.site)
             raise
         return output
 

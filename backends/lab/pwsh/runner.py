@@ -16,10 +16,10 @@ from typing import Any
 from emconsole.backends.lab.pwsh.api import ErrorRecord
 from emconsole.backends.lab.pwsh.clixml import streams_document
 from emconsole.backends.lab.pwsh.commands import register_core
-from emconsole.backends.lab.pwsh.compiler import Refused, prepare
 from emconsole.backends.lab.pwsh.interpreter import Interpreter, ScriptExit, ScriptHalt
 from emconsole.backends.lab.pwsh.render import NEWLINE, error_text, render
 from emconsole.backends.lab.pwsh.session import CommandRegistry, Session
+from emconsole.backends.lab.pwsh.templates import Refused, prepare
 from emconsole.backends.lab.pwsh.values import local_zone
 
 
@@ -65,9 +65,9 @@ def _parse_failure(record: ErrorRecord) -> ScriptResult:
 
 
 def run_script(text: str, *, context: RunContext) -> ScriptResult:
-    program = prepare(text)
-    if isinstance(program, Refused):
-        return _parse_failure(program.record)
+    prepared = prepare(text)
+    if isinstance(prepared, Refused):
+        return _parse_failure(prepared.record)
     zone = local_zone(context.utc_offset)
     session = Session(context.env)
     session.set_variable("ErrorActionPreference", "Continue")
@@ -77,7 +77,9 @@ def run_script(text: str, *, context: RunContext) -> ScriptResult:
     if context.session_setup is not None:
         context.session_setup(session)
     interpreter = Interpreter(
-        program,
+        prepared.program,
+        source=prepared.source,
+        literals=prepared.literals,
         server=context.server,
         registry=context.registry,
         session=session,
