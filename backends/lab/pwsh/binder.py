@@ -252,12 +252,23 @@ class Recipe:
 
     def __init__(self, spec: CmdletSpec, shape: Bound) -> None:
         self._spec = spec
-        self._params = tuple(shape.params.items())
-        self._common = tuple(shape.common.items())
+        #: (name, the value's position when it is a plain Slot else -1, symbol)
+        self._params = tuple(self._entry(name, symbol) for name, symbol in shape.params.items())
+        self._common = tuple(self._entry(name, symbol) for name, symbol in shape.common.items())
+
+    @staticmethod
+    def _entry(name: str, symbol: Any) -> tuple[str, int, Any]:
+        return name, symbol.position if isinstance(symbol, Slot) else -1, symbol
 
     def bound(self, values: Sequence[Any]) -> Bound:
-        params = {name: self._fill(symbol, values) for name, symbol in self._params}
-        return Bound(params, {name: self._fill(symbol, values) for name, symbol in self._common})
+        fill = self._fill
+        params = {name: values[at] if at >= 0 else fill(symbol, values) for name, at, symbol in self._params}
+        if not self._common:
+            return Bound(params, {})
+        return Bound(
+            params,
+            {name: values[at] if at >= 0 else fill(symbol, values) for name, at, symbol in self._common},
+        )
 
     def _fill(self, symbol: Any, values: Sequence[Any]) -> Any:
         if isinstance(symbol, Slot):

@@ -149,8 +149,9 @@ class CommandPlan:
         merges: frozenset[str],
     ) -> None:
         self.site = site
-        #: the command's name when written as a name; else ``target`` computes it
+        #: the command's name when written as a name (and lower-cased); else ``target`` computes it
         self.name = name
+        self.key = None if name is None else name.lower()
         self.target = target
         self.dot_sourced = dot_sourced
         self.merges = merges
@@ -179,6 +180,12 @@ class CommandPlan:
         self._constant = (
             tuple(payload for _, payload in evaluate) if all(k == TOKEN for k, _ in evaluate) else None
         )
+        #: when every value is a constant or an expression: one maker per value
+        self._makers = (
+            tuple(payload if kind == ARG else _constant(payload) for kind, payload in evaluate)
+            if all(k in (TOKEN, ARG) for k, _ in evaluate)
+            else None
+        )
         #: (spec, whether there is pipeline input) -> the Recipe, or None when binding always fails
         self._recipes: dict[tuple[int, bool], tuple[CmdletSpec, Recipe | None]] = {}
 
@@ -186,6 +193,8 @@ class CommandPlan:
         """The tokens' values, evaluated left to right."""
         if self._constant is not None:
             return self._constant
+        if self._makers is not None:
+            return [make(it) for make in self._makers]
         values: list[Any] = []
         for kind, payload in self._evaluate:
             if kind == TOKEN:

@@ -199,7 +199,7 @@ class Interpreter:
         target: Any = plan.name if plan.target is None else plan.target(self)
         values = plan.values(self)
         merges = plan.merges
-        spec = self._find(target)
+        spec = self._find(target, plan.key)
         if isinstance(spec, ScriptBlock):
             block = spec
             tokens = plan.tokens(values)
@@ -213,26 +213,24 @@ class Interpreter:
             spec,
             error_action=common["ErrorAction"]
             if "ErrorAction" in common
-            else self.preference("ErrorActionPreference"),
+            else to_string(self.session.value("erroractionpreference")) or "Continue",
             warning_action=common["WarningAction"]
             if "WarningAction" in common
-            else self.preference("WarningPreference"),
+            else to_string(self.session.value("warningpreference")) or "Continue",
             dot_sourced=plan.dot_sourced,
             site=plan.site,
         )
-
-        def run() -> list[Any]:
-            return list(spec.func(call, bound.params, list(pipeline_input or [])))
-
+        params, items = bound.params, list(pipeline_input or [])
         try:
-            output = self._with_merges(merges, run) if merges else run()
+            if merges:
+                return self._with_merges(merges, lambda: list(spec.func(call, params, items)))
+            return list(spec.func(call, params, items))
         except ScriptHalt:
             raise
         except PSError as error:
             error.record.command = error.record.command or spec.name
             error.record.invocation = error.record.invocation or self.source.invocation(plan.site)
             raise
-        return output
 
     def _with_merges(self, merges: frozenset[str], run: Callable[[], list[Any]]) -> list[Any]:
         if not merges:
@@ -246,11 +244,14 @@ class Interpreter:
             self._merges.pop()
         return sink
 
-    def _find(self, target: Any) -> CmdletSpec | ScriptBlock:
+    def _find(self, target: Any, key: str | None) -> CmdletSpec | ScriptBlock:
+        """The command a name means now (``key``: the name lower-cased, when the text fixes it)."""
         if isinstance(target, ScriptBlock):
             return target
         name = to_string(target)
-        spec = self.session.command(name) or self.registry.command(name)
+        if key is None:
+            key = name.lower()
+        spec = self.session.lookup(key) or self.registry.lookup(key)
         if spec is not None and spec.requires_ems and not self.session.ems_loaded:
             spec = None
         if spec is None:

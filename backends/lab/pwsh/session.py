@@ -35,6 +35,10 @@ class CommandRegistry:
     def command(self, name: str) -> CmdletSpec | None:
         return self._commands.get(name.lower())
 
+    def lookup(self, key: str) -> CmdletSpec | None:
+        """``command`` for ``key = name.lower()``."""
+        return self._commands.get(key)
+
     def script(self, path: str) -> CmdletSpec | None:
         return self._scripts.get(normalise_path(path))
 
@@ -86,3 +90,7 @@ class Session:
 
     def command(self, name: str) -> CmdletSpec | None:
         return self._commands.get(name.lower())
+
+    def lookup(self, key: str) -> CmdletSpec | None:
+        """``command`` for ``key = name.lower()``."""
+        return self._commands.get(key)
