@@ -32,11 +32,8 @@ class CommandRegistry:
         """A script file (``& path`` / ``. path``); ``spec.name`` is what errors call it."""
         self._scripts[normalise_path(path)] = spec
 
-    def command(self, name: str) -> CmdletSpec | None:
-        return self._commands.get(name.lower())
-
     def lookup(self, key: str) -> CmdletSpec | None:
-        """``command`` for ``key = name.lower()``."""
+        """The command named ``key`` (lower case: names compare without case)."""
         return self._commands.get(key)
 
     def script(self, path: str) -> CmdletSpec | None:
@@ -88,9 +85,6 @@ class Session:
         for name in (spec.name, *spec.aliases):
             self._commands[name.lower()] = spec
 
-    def command(self, name: str) -> CmdletSpec | None:
-        return self._commands.get(name.lower())
-
     def lookup(self, key: str) -> CmdletSpec | None:
-        """``command`` for ``key = name.lower()``."""
+        """The command named ``key`` (lower case: names compare without case)."""
         return self._commands.get(key)
