@@ -43,37 +43,37 @@ def _compact(value: Any, depth: int, max_depth: int, local: timezone) -> str:
     """JavaScriptSerializer's text of one value reached at ``depth``."""
     if value is None:
         return "null"
+    if isinstance(value, str):  # the commonest first: the types tested are disjoint
+        return _string(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
         return format_double(value)
-    if isinstance(value, str):
-        return _string(value)
     if isinstance(value, datetime):
         return f'"\\/Date({epoch_ms(value, local)})\\/"'
     if isinstance(value, PSEnum):
         return str(value.value)
     if depth > max_depth:
         return _string(to_string(value) if isinstance(value, (PSObject, list)) else type_name(value))
-    if isinstance(value, Hashtable):
-        return (
-            "{"
-            + ",".join(
-                f"{_string(to_string(k))}:{_compact(v, depth + 1, max_depth, local)}"
-                for k, v in value.items()
-            )
-            + "}"
-        )
-    if isinstance(value, list):
-        return "[" + ",".join(_compact(item, depth + 1, max_depth, local) for item in value) + "]"
     if isinstance(value, PSObject):
         return (
             "{"
             + ",".join(
                 f"{_string(name)}:{_compact(item, depth + 1, max_depth, local)}"
                 for name, item in value.properties()
+            )
+            + "}"
+        )
+    if isinstance(value, list):
+        return "[" + ",".join(_compact(item, depth + 1, max_depth, local) for item in value) + "]"
+    if isinstance(value, Hashtable):
+        return (
+            "{"
+            + ",".join(
+                f"{_string(to_string(k))}:{_compact(v, depth + 1, max_depth, local)}"
+                for k, v in value.items()
             )
             + "}"
         )
