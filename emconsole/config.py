@@ -15,6 +15,7 @@ Where the file is: ``--config PATH``, else ``$EMCONSOLE_CONFIG``, else the platf
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import re
 import sys
@@ -126,7 +127,7 @@ class ServerConfig(_Strict):
             data["host"] = data["name"]
         if "port" not in data:
             scheme = data.get("scheme", Scheme.HTTPS)
-            if scheme in DEFAULT_PORTS:
+            if isinstance(scheme, str) and scheme in DEFAULT_PORTS:  # a list or table is not hashable
                 data["port"] = DEFAULT_PORTS[Scheme(scheme)]
             else:
                 data["port"] = DEFAULT_PORTS[Scheme.HTTPS]  # the scheme's own error is the one shown
@@ -152,6 +153,11 @@ class ServerConfig(_Strict):
             raise ValueError(
                 "must be a DNS name (labels of letters, digits, hyphens) or an IP address"
             ) from None
+
+    @field_validator("cert_pem", "cert_key_pem", "ca_bundle")
+    @classmethod
+    def _paths(cls, value: Path | None) -> Path | None:
+        return _usable_path(value)
 
     @field_validator("password_from")
     @classmethod
@@ -226,15 +232,19 @@ class Config(_Strict):
     extra_catalogue: tuple[CatalogueEntry, ...] = ()
     check: CheckSettings = Field(default_factory=CheckSettings)
 
+    @field_validator("audit_path")
+    @classmethod
+    def _audit_path(cls, value: Path | None) -> Path | None:
+        return _usable_path(value)
+
     @field_validator("keymap")
     @classmethod
     def _keymap(cls, value: dict[str, str]) -> dict[str, str]:
         for binding, key in value.items():
-            if not _BINDING_ID_RE.match(binding):
-                raise ValueError(
-                    f"binding id {binding!r} must be lower-case letters, digits, '.', '_' or '-'"
-                )
-            if not key.strip() or any(ch.isspace() for ch in key):
+            if not _BINDING_ID_RE.fullmatch(binding):
+                raise ValueError(f"binding id {validate.shown(binding)} must be lower-case letters, digits, "
+                                 "'.', '_' or '-'")
+            if not key.strip() or any(ch.isspace() for ch in key) or CONTROL_CHARACTERS.search(key):
                 raise ValueError(f"the key for {binding!r} must be a key name such as \"ctrl+r\" or \"f5\"")
         return value
 
@@ -251,15 +261,23 @@ class Config(_Strict):
 # --------------------------------------------------------------------------- error wording
 
 
+def _quoted_key(part: str, limit: int = 60) -> str:
+    """A key as TOML quotes it, escaped (a control character in a key must not reach the terminal)
+    and cut (a 5,000-character key stays one short line)."""
+    cut = part if len(part) <= limit else part[:limit]
+    quoted = CONTROL_CHARACTERS.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(cut, ensure_ascii=False))
+    return quoted if cut == part else quoted[:-1] + '…"'
+
+
 def _format_path(loc: tuple[str | int, ...]) -> str:
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif re.fullmatch(r"[A-Za-z0-9_-]+", part):
+        elif re.fullmatch(r"[A-Za-z0-9_-]{1,60}", part):
             out += f".{part}" if out else part
         else:
-            out += f'."{part}"' if out else f'"{part}"'
+            out += f".{_quoted_key(part)}" if out else _quoted_key(part)
     return out
 
 
@@ -338,9 +356,23 @@ def _resolve_paths(table: dict[str, Any], base: Path | None) -> dict[str, Any]:
     for key in _PATH_KEYS:
         value = out.get(key)
         if isinstance(value, str) and value:
-            path = Path(value).expanduser()
+            try:
+                path = Path(value).expanduser()
+            except RuntimeError:  # "~user" of no such user: left as written, refused by _usable_path
+                continue
             out[key] = path if base is None or path.is_absolute() else base / path
     return out
+
+
+def _usable_path(value: Path | None) -> Path | None:
+    """A path field's value must be one the OS can open (checked when read, not at first use)."""
+    if value is None:
+        return None
+    if "\x00" in str(value):
+        raise ValueError("a path cannot contain a NUL character")
+    if value.parts and value.parts[0].startswith("~"):
+        raise ValueError(f"{value.parts[0]} cannot be expanded: no such user's home directory")
+    return value
 
 
 def _merge_server(defaults: dict[str, Any], server: dict[str, Any]) -> dict[str, Any]:
