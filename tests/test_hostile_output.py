@@ -187,7 +187,7 @@ async def test_the_console_shows_server_text_literally_and_fires_nothing(
         assert "[@click=app.quit]Q[/]" in export and not any(e in export for e in PAYLOAD_ESCAPES)
         row, column = next((y, line.index("[@click=app.quit]Q")) for y, line in enumerate(text.splitlines())
                            if "[@click=app.quit]Q" in line)
-        await pilot.click(offset=(column + 3, row))  # on the would-be link
+        await pilot.click(offset=(column + len("[@click=app.quit]"), row))  # on the Q a link would be
         await pilot.pause()
         assert app.is_running and isinstance(app.screen, ServerDetailScreen)
 
