@@ -16,14 +16,13 @@ from emconsole.backends.lab.pwsh.syntax import SyntaxNode
 
 
 class Site:
-    """A node's span and line in the text its program was compiled from."""
+    """A node's span in the text its program was compiled from."""
 
-    __slots__ = ("end", "row", "start")
+    __slots__ = ("end", "start")
 
     def __init__(self, node: SyntaxNode) -> None:
         self.start = node.start
         self.end = node.end
-        self.row = node.row
 
 
 class Source:
@@ -57,8 +56,9 @@ class Source:
             line = text[line_start:line_end].rstrip("\r")
             column = start - line_start + 1
             width = max(1, min(end, line_end) - start)
+            row = text.count("\n", 0, start) + 1
             found = self._invocations[site] = (
-                f"At line:{site.row + 1} char:{column}\r\n+ {line}\r\n+ {' ' * (column - 1)}{'~' * width}"
+                f"At line:{row} char:{column}\r\n+ {line}\r\n+ {' ' * (column - 1)}{'~' * width}"
             )
         return found
 

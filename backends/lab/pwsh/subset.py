@@ -178,7 +178,7 @@ def variable_name(text: str) -> str:
 
 
 def _refusal(original: str, node: SyntaxNode, what: str) -> ErrorRecord:
-    line = node.row + 1
+    line = original.count("\n", 0, node.start) + 1
     column = node.start - (original.rfind("\n", 0, node.start) + 1) + 1
     return ErrorRecord(
         message=f"At line:{line} char:{column}\n{what} is not supported by the lab's PowerShell "
@@ -250,8 +250,8 @@ def _check(original: str, node: SyntaxNode) -> str | None:
             return f"The method '{method_name if method_name is not None else text[:30]}'"
     if (
         kind == "type_literal"
-        and node.parent is not None
-        and node.parent.type not in ("cast_expression", "member_access")
+        and node.parent_type is not None
+        and node.parent_type not in ("cast_expression", "member_access")
     ):
         return f"The type literal '{text}'"
     return None

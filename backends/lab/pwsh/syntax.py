@@ -40,10 +40,13 @@ class ParsedScript:
     original: str
     mapped: str
     tree: tree_sitter.Tree
-    _byte_to_char: list[int] = field(repr=False, default_factory=list)
+    #: byte offset -> character offset; None when the text is ASCII (they are the same)
+    _byte_to_char: list[int] | None = field(repr=False, default=None)
 
     def char_span(self, node: tree_sitter.Node) -> tuple[int, int]:
         """Character offsets of a node (tree-sitter reports UTF-8 byte offsets)."""
+        if self._byte_to_char is None:
+            return node.start_byte, node.end_byte
         return self._byte_to_char[node.start_byte], self._byte_to_char[node.end_byte]
 
     def text(self, node: tree_sitter.Node) -> str:
@@ -82,27 +85,24 @@ class ParsedScript:
 
 
 class SyntaxNode:
-    """A plain copy of one tree-sitter node: its kind, character span, line, field and children."""
+    """A plain copy of one tree-sitter node: its kind, character span, field and children.
 
-    __slots__ = ("children", "end", "field", "is_named", "named_children", "parent", "row", "start", "type")
+    No link to the parent (only its kind): a tree without cycles is freed as soon as it is
+    compiled, without work for the garbage collector. A node's line is ``text.count("\n", 0, start)``.
+    """
+
+    __slots__ = ("children", "end", "field", "is_named", "named_children", "parent_type", "start", "type")
 
     def __init__(
-        self,
-        kind: str,
-        is_named: bool,
-        span: tuple[int, int],
-        row: int,
-        field: str | None,
-        parent: SyntaxNode | None,
+        self, kind: str, is_named: bool, start: int, end: int, field: str | None, parent_type: str | None
     ) -> None:
         self.type = kind
         self.is_named = is_named
-        self.start, self.end = span
-        #: the 0-based line of the node's start (tree-sitter's ``start_point[0]``)
-        self.row = row
+        self.start = start
+        self.end = end
         #: the field name the parent gives this child (``condition``, ``value``, ...), if any
         self.field = field
-        self.parent = parent
+        self.parent_type = parent_type
         self.children: list[SyntaxNode] = []
         self.named_children: list[SyntaxNode] = []
 
@@ -114,25 +114,39 @@ class SyntaxNode:
         return f"SyntaxNode({self.type}, {self.start}..{self.end})"
 
 
+#: kind id -> (kind, is named); field id -> field name (asking the node for them costs more)
+_KINDS = [
+    (LANGUAGE.node_kind_for_id(kind) or "", LANGUAGE.node_kind_is_named(kind))
+    for kind in range(LANGUAGE.node_kind_count)
+]
+_FIELDS = [LANGUAGE.field_name_for_id(field_id) for field_id in range(LANGUAGE.field_count + 1)]
+
+
 def syntax_tree(parsed: ParsedScript) -> SyntaxNode:
     """The whole tree as ``SyntaxNode`` objects (one walk with a tree cursor, no recursion)."""
     to_char = parsed._byte_to_char
     cursor = parsed.tree.walk()
+    kinds, fields = _KINDS, _FIELDS
 
     def copy(parent: SyntaxNode | None) -> SyntaxNode:
         node = cursor.node
         assert node is not None
+        kind, named = kinds[node.kind_id]
+        start, end = node.start_byte, node.end_byte
+        if to_char is not None:
+            start, end = to_char[start], to_char[end]
+        field_id = cursor.field_id
         made = SyntaxNode(
-            node.type,
-            node.is_named,
-            (to_char[node.start_byte], to_char[node.end_byte]),
-            node.start_point[0],
-            cursor.field_name,
-            parent,
+            kind,
+            named,
+            start,
+            end,
+            None if field_id is None else fields[field_id],
+            None if parent is None else parent.type,
         )
         if parent is not None:
             parent.children.append(made)
-            if made.is_named:
+            if named:
                 parent.named_children.append(made)
         return made
 
@@ -149,10 +163,14 @@ def syntax_tree(parsed: ParsedScript) -> SyntaxNode:
         path[-1] = copy(path[-2])
 
 
-def _byte_to_char_table(text: str) -> list[int]:
+def _byte_to_char_table(text: str) -> list[int] | None:
+    """None for ASCII text; else the character offset of every UTF-8 byte offset."""
+    if text.isascii():
+        return None
     table: list[int] = []
     for index, char in enumerate(text):
-        table.extend([index] * len(char.encode("utf-8")))
+        code = ord(char)
+        table.extend([index] * (1 if code < 0x80 else 2 if code < 0x800 else 3 if code < 0x10000 else 4))
     table.append(len(text))
     return table
 
