@@ -541,9 +541,7 @@ class FleetEngine:
             if still:
                 return f"still blocked: {', '.join(still)}"
         if kind is ActionKind.DELETE:
-            bases = {base_id(i).casefold() for i in ids}
-            left = [a.name for a in state.artifacts
-                    if a.mitigation_id is not None and base_id(a.mitigation_id).casefold() in bases]
+            left = [a.name for a in state.artifacts if any(a.belongs_to(i) for i in ids)]
             if left:
                 return f"still present: {', '.join(left)}"
         if kind in (ActionKind.ENABLE, ActionKind.DISABLE) and state.server_enabled is not (

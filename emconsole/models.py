@@ -7,12 +7,14 @@ collections are tuples for the same reason.
 Two questions Microsoft's documentation leaves open are answered in exactly one place here:
 ``block_matches`` (does a ``MitigationsBlocked`` entry cover an applied ID?) and the parsers of the
 Get-Mitigations.ps1 ``Type`` and ``Status`` strings (``parse_mitigation_kind``,
-``parse_mitigation_status``).
+``parse_mitigation_status``). Which artifacts belong to a mitigation is answered here too
+(``same_base_id``, ``artifact_match_ids``), for the status conversion and the delete alike.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
@@ -166,6 +168,27 @@ def is_blocked(applied_id: str, blocked: tuple[str, ...] | list[str]) -> bool:
     return any(block_matches(entry, applied_id) for entry in blocked)
 
 
+def same_base_id(a: str, b: str) -> bool:
+    """Whether two IDs share their base ID, ignoring case: how an artifact is matched to its mitigation.
+
+    EM names a rule with a shorter sub-version than the ID it lists as applied (``EEMS M2.1 OWA CSP
+    - outbound`` for ``M2.1.0``), so neither the full ID nor a prefix of it finds every artifact of
+    a mitigation; the base ID does. The status conversion, the delete script (given
+    ``artifact_match_ids``) and its read-back all match this way.
+    """
+    return base_id(a).casefold() == base_id(b).casefold()
+
+
+def artifact_match_ids(ids: Iterable[str]) -> tuple[str, ...]:
+    """The IDs the delete script matches rule names against (``EEMS <ID>.`` / ``EEMS <ID> ``): each
+    base ID once, so ``M2.1.0`` finds ``EEMS M2.1 ...`` (see ``same_base_id``)."""
+    out: dict[str, str] = {}
+    for mid in ids:
+        base = base_id(mid)
+        out.setdefault(base.casefold(), base)
+    return tuple(out.values())
+
+
 def _norm_token(raw: str) -> str:
     return re.sub(r"[^a-z]", "", raw.casefold())
 
@@ -233,6 +256,11 @@ class Artifact(_Frozen):
         """The ID an ``EEMS <ID> ...`` rule or precondition name carries, if any."""
         match = re.match(r"^EEMS\s+(\S+)\s", self.name)
         return match.group(1) if match else None
+
+    def belongs_to(self, mitigation_id: str) -> bool:
+        """Whether this is an artifact of ``mitigation_id`` (in any of its forms: ``same_base_id``)."""
+        own = self.mitigation_id
+        return own is not None and same_base_id(own, mitigation_id)
 
 
 class Mitigation(_Frozen):

@@ -75,12 +75,6 @@ class ServerActions(Screen[None]):
         servers = self.target_servers()
 
         def start(ids: list[str]) -> None:
-            if kind == "delete":
-                # A server lists "M2.1.0" but names its rules "EEMS M2.1 ..."; the delete scan
-                # matches rule names by ID prefix, so the base ID is what finds every artifact.
-                from emconsole.models import base_id
-
-                ids = list(dict.fromkeys(base_id(i) for i in ids))
             app.start_action(kind, servers, ids)
 
         ids = self.target_mitigations()

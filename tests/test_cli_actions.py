@@ -137,6 +137,23 @@ def test_outcomes_and_exit_codes(cli_lab: Callable[..., CliLab]) -> None:
         assert code == 2 and words in err and "Traceback" not in err, (args, err)
 
 
+def test_delete_by_the_applied_full_id_removes_every_rule(cli_lab: Callable[..., CliLab]) -> None:
+    """A server lists M2.1.0 but names its rules 'EEMS M2.1 ...': the full ID finds them (by base ID)."""
+    lab = cli_lab(servers=1, per_server={1: FLEET[1]})
+    owa = lab.lab.org.server(EX1).iis
+    outbound = "system.webServer/rewrite/outboundRules"
+    before = {f: owa.rule_names("Default Web Site/owa", f"{outbound}/{f}")
+              for f in ("rule", "preConditions/preCondition")}
+    assert all(before.values())
+    code, out, err = lab.run("delete", "M2.1.0", "-s", EX1, "--yes", "--format", "json")
+    assert code == 0, err
+    [outcome] = ActionDoc.model_validate_json(out).outcomes
+    assert outcome.status.value == "done" and outcome.backup_id, outcome.detail
+    assert all(name in outcome.detail for names in before.values() for name in names)
+    assert all(owa.rule_names("Default Web Site/owa", f"{outbound}/{f}") == [] for f in before)
+    assert "M2.1.0" in lab.lab.org.server(EX1).record.blocked
+
+
 def test_delete_restore_and_leftovers(cli_lab: Callable[..., CliLab]) -> None:
     lab = cli_lab(servers=4, per_server=FLEET)
     before = world(lab.lab)

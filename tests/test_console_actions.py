@@ -96,7 +96,7 @@ async def test_delete_from_the_detail_removes_the_rule_and_blocks_it(console_lab
         detail.grid.move_cursor("M2.1.0")
         await pilot.press("d")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
-        assert "Delete M2 (and block) on LAB-EX01" in screen_text(app)
+        assert "Delete M2.1.0 (and block) on LAB-EX01" in screen_text(app)
         await pilot.click("#run")
         results = await open_results(pilot, app)
         assert results.run.outcomes[0].status is OutcomeStatus.DONE, results.run.outcomes[0].detail

@@ -20,11 +20,13 @@ from emconsole.models import (
     MitigationStatus,
     ServerState,
     ServiceState,
+    artifact_match_ids,
     base_id,
     block_matches,
     is_blocked,
     parse_mitigation_kind,
     parse_mitigation_status,
+    same_base_id,
 )
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
@@ -57,6 +59,29 @@ def test_base_id(full: str, base: str) -> None:
 )
 def test_block_matches(entry: str, applied: str, expected: bool) -> None:
     assert block_matches(entry, applied) is expected
+
+
+@pytest.mark.parametrize(
+    ("rule", "mitigation", "expected"),
+    [
+        ("EEMS M2.1 OWA CSP - outbound", "M2.1.0", True),  # the rule carries a shorter sub-version
+        ("EEMS M2.1 OWA CSP - outbound", "M2", True),
+        ("EEMS M2.1 OWA CSP - outbound", "m2.2.0", True),  # a rule is the mitigation's, whatever version
+        ("EEMS M2 OWA - inbound", "M2.1.0", True),
+        ("EEMS M21.1 x - inbound", "M2.1.0", False),  # another mitigation sharing a prefix
+        ("EEMS M01.1 x - inbound", "M1", False),
+        ("MyRule M2.1 x", "M2", False),  # not an EM rule
+    ],
+)
+def test_artifacts_belong_to_their_mitigation_by_base_id(rule: str, mitigation: str, expected: bool) -> None:
+    art = Artifact(kind=ArtifactKind.REWRITE_RULE, name=rule)
+    assert art.belongs_to(mitigation) is expected
+    assert (art.mitigation_id is not None and same_base_id(art.mitigation_id, mitigation)) is expected
+
+
+def test_artifact_match_ids_are_each_base_once() -> None:
+    assert artifact_match_ids(["M2.1.0", "m2", "M1.1", "PING1"]) == ("M2", "M1", "PING1")
+    assert artifact_match_ids([]) == ()
 
 
 def test_is_blocked_scans_the_whole_list() -> None:

@@ -70,11 +70,12 @@ def test_reapply_and_switches(org: Organisation) -> None:
     assert state.org_enabled is False and state.server_enabled is False
 
 
-def test_delete_backs_up_then_removes(org: Organisation) -> None:
+@pytest.mark.parametrize("given", ["M2", "M2.1.0"])  # the applied ID finds the "EEMS M2.1 ..." rules too
+def test_delete_backs_up_then_removes(org: Organisation, given: str) -> None:
     before = status(org).result
     assert before is not None
     bid = new_backup_id()
-    doc = send(org, "EX01", S.build_delete("EX01", "snapin", ["M2"], bid, block_ids=["M2", "M2.1.0"]))
+    doc = send(org, "EX01", S.build_delete("EX01", "snapin", [given], bid, block_ids=["M2", "M2.1.0"]))
     assert isinstance(doc, DeleteDocument) and doc.code == "" and doc.result is not None
     assert set(doc.result.removed) == {a.name for a in before.artifacts if a.name.startswith("EEMS M2.")}
     assert doc.result.remaining == [] and doc.result.backup is not None

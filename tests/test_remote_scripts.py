@@ -12,6 +12,7 @@ import pytest
 import tree_sitter
 from emconsole.backends.lab.pwsh.syntax import ParsedScript, parse
 
+from emconsole.models import artifact_match_ids
 from emconsole.remote import scripts as S
 from emconsole.remote.validate import InvalidInput
 
@@ -306,7 +307,7 @@ def hostile_scripts() -> list[tuple[S.RemoteScript, dict[str, object]]]:
             ),
             {
                 "Identity": NAME,
-                "Ids": ids,
+                "Ids": list(artifact_match_ids(ids)),  # rule names are matched by base ID
                 "BackupId": BID,
                 "Services": svcs,
                 "AppPools": pools,

@@ -154,10 +154,11 @@ def exposure_table(exposures: Sequence[ExposureOut]) -> Table:
 
 
 def mitigations_table(s: ServerOut) -> Table:
+    from emconsole.models import same_base_id
+
     table = Table(["MITIGATION", "KIND", "STATUS", "BLOCKED", "ARTIFACTS"])
     for m in s.mitigations:
-        arts = [a.name for a in s.artifacts if a.mitigation_id and a.mitigation_id.split(".")[0].casefold()
-                == m.id.split(".")[0].casefold()]
+        arts = [a.name for a in s.artifacts if a.mitigation_id and same_base_id(a.mitigation_id, m.id)]
         table.add(m.id, m.kind, m.raw_status or m.status, "yes" if m.blocked else "", ", ".join(arts))
     return table
 

@@ -22,7 +22,6 @@ from emconsole.models import (
     ServerFailure,
     ServerState,
     ServiceState,
-    base_id,
     parse_mitigation_kind,
     parse_mitigation_status,
 )
@@ -91,11 +90,6 @@ def _time(text: str) -> datetime | None:
         return None
 
 
-def same_mitigation(artifact_id: str, row_id: str) -> bool:
-    """Rule names carry a shorter sub-version than the applied ID (``EEMS M2.1 ...`` for ``M2.1.0``)."""
-    return base_id(artifact_id).casefold() == base_id(row_id).casefold()
-
-
 def artifact(rule: RewriteDoc) -> Artifact:
     kind = ArtifactKind.REWRITE_PRECONDITION if rule.kind == "precondition" else ArtifactKind.REWRITE_RULE
     direction = Direction.INBOUND if rule.direction == "inbound" else Direction.OUTBOUND
@@ -127,7 +121,7 @@ def server_state(doc: StatusDocument, identity: str) -> ServerState:
     em = next((s for s in res.services if s.name.casefold() == EM_SERVICE.casefold() and s.present), None)
     mitigations = []
     for row in res.mitigations:
-        mine = tuple(a for a in artifacts if a.mitigation_id and same_mitigation(a.mitigation_id, row.id))
+        mine = tuple(a for a in artifacts if a.belongs_to(row.id))
         mitigations.append(
             Mitigation(
                 id=row.id,

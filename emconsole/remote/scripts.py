@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
+from emconsole.models import artifact_match_ids
 from emconsole.remote import validate
 from emconsole.remote.quoting import quote, quote_array, quote_bool
 
@@ -213,11 +214,13 @@ def build_delete(
 ) -> RemoteScript:
     """Back up, then remove, every ``EEMS <id>`` rule/precondition and the named services / app pools.
 
-    ``ids`` are matched against rule names (``EEMS M2.1 ...`` for ``M2``); with ``block`` the script
-    first does the same compare-and-set as block with ``block_ids`` against ``expected``.
+    ``ids`` are matched against rule names by base ID (``artifact_match_ids``: ``M2.1.0`` finds
+    ``EEMS M2.1 ...``); with ``block`` the script first does the same compare-and-set as block with
+    ``block_ids`` against ``expected``.
     """
     name = validate.identity(identity)
-    match_ids = validate.many(validate.mitigation_id, ids, "mitigation IDs", LIMITS["delete.ids"])
+    given = validate.many(validate.mitigation_id, ids, "mitigation IDs", LIMITS["delete.ids"])
+    match_ids = list(artifact_match_ids(given))
     if not match_ids:
         raise validate.InvalidInput("mitigation IDs", [], "delete needs at least one ID")
     bindings = [
