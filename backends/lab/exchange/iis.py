@@ -205,13 +205,14 @@ class IIS:
         else:
             raise IISPathError(pspath)
         site, _, app = path.partition("/")
+        site_key, app_key = site.lower(), app.strip("/").lower()  # once, not per app compared
         for known, site_apps in self.apps.items():
-            if known.lower() != site.lower():
+            if known.lower() != site_key:
                 continue
             if not app:
                 return known
             for app_path in site_apps:
-                if app_path.lower() == app.strip("/").lower():
+                if app_path.lower() == app_key:
                     return f"{known}/{app_path}"
         raise IISPathError(pspath)
 

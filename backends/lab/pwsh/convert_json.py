@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any
 
 from emconsole.backends.lab.pwsh.api import ErrorRecord, PSEnum, PSError, PSObject, ScriptBlock
@@ -39,6 +40,10 @@ def _string(text: str) -> str:
     return '"' + text.translate(_TRANSLATION) + '"'
 
 
+#: property names and keys: the same few again and again
+_name = lru_cache(maxsize=2048)(_string)
+
+
 def _compact(value: Any, depth: int, max_depth: int, local: timezone) -> str:
     """JavaScriptSerializer's text of one value reached at ``depth``."""
     if value is None:
@@ -61,7 +66,7 @@ def _compact(value: Any, depth: int, max_depth: int, local: timezone) -> str:
         return (
             "{"
             + ",".join(
-                f"{_string(name)}:{_compact(item, depth + 1, max_depth, local)}"
+                f"{_name(name)}:{_compact(item, depth + 1, max_depth, local)}"
                 for name, item in value.properties()
             )
             + "}"
@@ -72,8 +77,7 @@ def _compact(value: Any, depth: int, max_depth: int, local: timezone) -> str:
         return (
             "{"
             + ",".join(
-                f"{_string(to_string(k))}:{_compact(v, depth + 1, max_depth, local)}"
-                for k, v in value.items()
+                f"{_name(to_string(k))}:{_compact(v, depth + 1, max_depth, local)}" for k, v in value.items()
             )
             + "}"
         )

@@ -55,6 +55,8 @@ def command_not_found(name: str) -> PSError:
 class CommandCall:
     """The ``CommandContext`` a command runs with: its server, the session, and the streams."""
 
+    __slots__ = ("_interpreter", "_site", "dot_sourced", "error_action", "spec", "warning_action")
+
     def __init__(
         self,
         interpreter: Interpreter,

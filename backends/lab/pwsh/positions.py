@@ -28,7 +28,7 @@ class Site:
 class Source:
     """One script text a program runs for: maps Sites onto it and words their error positions."""
 
-    __slots__ = ("_ends", "_invocations", "_shifts", "text")
+    __slots__ = ("_ends", "_invocations", "_shifts", "_slices", "text")
 
     def __init__(self, text: str, ends: Sequence[int] = (), shifts: Sequence[int] = (0,)) -> None:
         """``ends``: where each string content ends in the compiled text (ascending); ``shifts[i]``:
@@ -37,13 +37,17 @@ class Source:
         self._ends = ends
         self._shifts = shifts
         self._invocations: dict[Site, str] = {}
+        self._slices: dict[Site, str] = {}
 
     def _offset(self, position: int) -> int:
         return position + self._shifts[bisect_right(self._ends, position)]
 
     def slice(self, site: Site) -> str:
         """The node's text here."""
-        return self.text[self._offset(site.start) : self._offset(site.end)]
+        found = self._slices.get(site)
+        if found is None:
+            found = self._slices[site] = self.text[self._offset(site.start) : self._offset(site.end)]
+        return found
 
     def invocation(self, site: Site) -> str:
         """``At line:N char:M`` plus the source line and a ``~`` underline, as PowerShell prints them."""
