@@ -130,7 +130,7 @@ class FleetEngine:
         self.command_log = command_log
         self.read_only: bool = config.read_only if read_only is None else read_only
         self.knowledge = knowledge or config.knowledge()
-        self._state_reader = state_reader or _default_state_reader
+        self._state_reader = state_reader or self._read_with_catalogue
         self._pool = ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix="emconsole-winrm")
         self._views: dict[str, ServerView] = {s.name: ServerView(s.name, s) for s in config.servers}
         self._refresh_lock: asyncio.Lock | None = None
@@ -216,6 +216,10 @@ class FleetEngine:
         return doc, raw
 
     # ------------------------------------------------------------------ refresh
+    def _read_with_catalogue(self, doc: documents.StatusDocument, server: ServerConfig) -> ServerState:
+        """The default state reader: the catalogue in force tells whose services and app pools are whose."""
+        return results.server_state(doc, server.name, self.knowledge.catalogue)
+
     def _status_script(self, server: ServerConfig) -> RemoteScript:
         services, pools = [], []
         for entry in self.knowledge.catalogue.entries:
@@ -559,5 +563,3 @@ class FleetEngine:
         await asyncio.to_thread(self.backend.close)
 
 
-def _default_state_reader(doc: documents.StatusDocument, server: ServerConfig) -> ServerState:
-    return results.server_state(doc, server.name)

@@ -68,11 +68,25 @@ def lab_servers(fleet: LabFleet, ems: str = "snapin") -> tuple[ServerConfig, ...
     return tuple(ServerConfig.model_validate(entry) for entry in server_entries(fleet, ems))
 
 
+def lab_extras(fleet: LabFleet) -> dict[str, Any]:
+    """The ``extra_catalogue`` and ``extra_builds`` a config for this lab needs, as ``--write-config``
+    writes them: the lab's LAB-ONLY service and app-pool mitigations (without them the status script
+    never asks about their services and app pools) and any build the package's table lacks."""
+    org = getattr(fleet.host_factory, "org", None)
+    if org is None:  # a fleet of stub hosts: no organisation, nothing to add
+        return {}
+    from emconsole.backends.lab.exchange.knowledge import lab_catalogue, missing_builds
+    from emconsole.knowledge import load_knowledge
+
+    builds = missing_builds(org, load_knowledge().builds)
+    return {"extra_catalogue": lab_catalogue(org), "extra_builds": builds}
+
+
 def lab_config(fleet: LabFleet, *, concurrency: int = 32, call_timeout: float = 20.0, read_only: bool = False,
                audit_path: Path | None = None, ems: str = "snapin") -> Config:
-    """A Config for a running lab fleet."""
+    """A Config for a running lab fleet (with the lab's catalogue and build extras)."""
     return Config(servers=lab_servers(fleet, ems), concurrency=concurrency, call_timeout=call_timeout,
-                  read_only=read_only, audit_path=audit_path)
+                  read_only=read_only, audit_path=audit_path, **lab_extras(fleet))
 
 
 def lab_password_lookup(fleet: LabFleet) -> Callable[[ServerConfig], str | None]:

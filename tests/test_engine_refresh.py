@@ -91,3 +91,24 @@ async def test_refreshes_never_overlap(tmp_path: Path) -> None:
     finally:
         await engine.aclose()
         lab.stop()
+
+
+async def test_lab_only_service_and_app_pool_mitigations_show_what_is_on_the_server(tmp_path: Path) -> None:
+    """The lab's config extras (LAB-SVC1, LAB-POOL1) reach the status script through config.knowledge():
+    their service and app pool are read and belong to the mitigation EM lists."""
+    fleet = {1: {"exchange": {"applied": ["M2", "LAB-SVC1"]}}, 2: {"exchange": {"applied": ["LAB-POOL1"]}}}
+    lab, engine = lab_engine(tmp_path, servers=2, per_server=fleet)
+    try:
+        assert {e.id for e in engine.config.extra_catalogue} == {"LAB-SVC1", "LAB-POOL1"}
+        views = await refreshed(engine)
+        script = engine.command_log.entries()[-1].script
+        assert "'MSExchangeImap4'" in script and "'MSExchangeOWACalendarAppPool'" in script
+        found = {(name, m.id): [(a.name, a.service_status, a.start_type, a.app_pool_state) for a in m.artifacts]
+                 for name, v in views.items() if v.state is not None for m in v.state.mitigations}
+        assert found[("LAB-EX01", "LAB-SVC1.1")] == [("MSExchangeImap4", "Stopped", "Disabled", None)]
+        assert found[("LAB-EX02", "LAB-POOL1.1")] == [("MSExchangeOWACalendarAppPool", None, None, "Stopped")]
+        assert [a[0] for a in found[("LAB-EX01", "M2.1.0")]] == [
+            "EEMS M2.1 OWA CSP - outbound", "EEMS M2.1 OWA SPA HTML shell - precondition"]
+    finally:
+        await engine.aclose()
+        lab.stop()

@@ -21,7 +21,7 @@ from typing import Any
 from emconsole.backends.lab.spec import LabSpec
 
 from emconsole.config import Config
-from emconsole.labconfig import LAB_PASSWORD_ENV, Lab, lab_servers, start_lab
+from emconsole.labconfig import LAB_PASSWORD_ENV, Lab, lab_extras, lab_servers, start_lab
 
 DEMO_SERVERS = 36
 DEMO_SEED = 7
@@ -65,7 +65,8 @@ def demo_spec(servers: int = DEMO_SERVERS, seed: int = DEMO_SEED, faults: str = 
 
 
 def demo_config(lab: Lab) -> Config:
-    """A config for the started demo lab: servers tagged by site, the password read from the environment."""
+    """A config for the started demo lab: servers tagged by site, the password read from the environment,
+    the lab's LAB-ONLY mitigations as catalogue extras (so their services and app pools are read)."""
     fleet = lab.fleet
     count = fleet.spec.servers
     servers = tuple(
@@ -73,7 +74,7 @@ def demo_config(lab: Lab) -> Config:
         for server, spec in zip(lab_servers(fleet), fleet.servers, strict=True)
     )
     return Config(servers=servers, refresh_interval=REFRESH_INTERVAL_S, call_timeout=CALL_TIMEOUT_S,
-                  concurrency=16, audit_path=fleet.directory / "audit.jsonl")
+                  concurrency=16, audit_path=fleet.directory / "audit.jsonl", **lab_extras(fleet))
 
 
 def start_demo_lab(servers: int = DEMO_SERVERS, seed: int = DEMO_SEED, faults: str = DEMO_FAULTS, *,

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from emconsole.models import (
     MITIGATION_ID_PATTERN,
     MITIGATION_ID_RE,
+    Artifact,
     ArtifactKind,
     Direction,
     MitigationKind,
@@ -146,6 +147,15 @@ class Catalogue:
     def cves(self) -> tuple[str, ...]:
         """Every CVE the catalogue knows, in catalogue order, each once."""
         return tuple(dict.fromkeys(e.cve for e in self._entries.values() if e.cve is not None))
+
+    def artifacts_of(self, mitigation_id: str, found: Iterable[Artifact]) -> tuple[Artifact, ...]:
+        """What of ``found`` belongs to the mitigation: its ``EEMS <ID>`` rules (``Artifact.belongs_to``)
+        and the services and app pools its entry names — their names carry no mitigation ID, so only
+        the catalogue can tell whose they are."""
+        entry = self.get(mitigation_id)
+        named = {(a.kind, a.name.casefold()) for a in (entry.artifacts if entry else ())
+                 if a.kind in (ArtifactKind.SERVICE, ArtifactKind.APP_POOL)}
+        return tuple(a for a in found if a.belongs_to(mitigation_id) or (a.kind, a.name.casefold()) in named)
 
     def block_ids(self, mitigation_id: str) -> tuple[str, ...]:
         """What a block writes: the base ID, every full ID known for it, and the given ID.

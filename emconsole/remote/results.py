@@ -7,6 +7,7 @@ a change is DONE only when its own read-back confirms it.
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 from emconsole.models import (
     ActionKind,
@@ -37,6 +38,9 @@ from emconsole.remote.documents import (
     SwitchDocument,
 )
 from emconsole.remote.scripts import EM_SERVICE
+
+if TYPE_CHECKING:
+    from emconsole.knowledge import Catalogue
 
 _AD_MARKERS = ("ADOperation", "ADTransient", "ADServerSettings")
 _FAILURE_TEXT = {
@@ -96,8 +100,12 @@ def artifact(rule: RewriteDoc) -> Artifact:
     return Artifact(kind=kind, name=rule.name, pspath=rule.pspath, filter=rule.filter, direction=direction)
 
 
-def server_state(doc: StatusDocument, identity: str) -> ServerState:
-    """The snapshot a status document describes (fields the script could not read stay None)."""
+def server_state(doc: StatusDocument, identity: str, catalogue: Catalogue | None = None) -> ServerState:
+    """The snapshot a status document describes (fields the script could not read stay None).
+
+    Each mitigation gets its artifacts: its ``EEMS <ID>`` rules, and with ``catalogue`` also the
+    services and app pools its entry names (``Catalogue.artifacts_of``).
+    """
     res = doc.result
     read_time = _time(doc.time) or datetime.now(timezone.utc)
     if res is None:
@@ -121,7 +129,8 @@ def server_state(doc: StatusDocument, identity: str) -> ServerState:
     em = next((s for s in res.services if s.name.casefold() == EM_SERVICE.casefold() and s.present), None)
     mitigations = []
     for row in res.mitigations:
-        mine = tuple(a for a in artifacts if a.belongs_to(row.id))
+        mine = (catalogue.artifacts_of(row.id, artifacts) if catalogue is not None
+                else tuple(a for a in artifacts if a.belongs_to(row.id)))
         mitigations.append(
             Mitigation(
                 id=row.id,
