@@ -118,13 +118,26 @@ class Exposure(_Frozen):
         return tuple(r.code for r in self.reasons)
 
     @property
+    def label(self) -> str:
+        """The state as people read it: ``protected, at risk`` and ``fixed, leftovers`` spelled out."""
+        if self.at_risk:
+            return "protected, at risk"
+        if self.state is ExposureState.FIXED and self.leftovers:
+            return "fixed, leftovers"
+        return self.state.value
+
+    @property
+    def why(self) -> str:
+        """Every reason (or the leftovers, or the fix verdict) in one line, for tables."""
+        if self.leftovers:
+            return "; ".join(f"{lo.mitigation_id}: {', '.join(lo.artifacts)}" for lo in self.leftovers)
+        return "; ".join(r.text for r in self.reasons) or self.fix
+
+    @property
     def summary(self) -> str:
         """``exposed: EM is off at the organisation`` — state and the first reason."""
-        label = "protected, at risk" if self.at_risk else self.state.value
-        if self.state is ExposureState.FIXED and self.leftovers:
-            label = "fixed, leftovers"
         first = self.reasons[0].text if self.reasons else self.fix
-        return f"{label}: {first}" if first else label
+        return f"{self.label}: {first}" if first else self.label
 
 
 class ViewLike(Protocol):

@@ -50,23 +50,11 @@ def resolve_cve(text: str | None, knowledge: Knowledge) -> str | None:
     raise common.CliError(f"--cve {text!r} is not in the catalogue (known: {known})")
 
 
-def state_text(e: Exposure) -> str:
-    if e.at_risk:
-        return "protected, at risk"
-    if e.leftovers:
-        return "fixed, leftovers"
-    return e.state.value
-
-
 def exposure_table(exposures: list[Exposure]) -> Table:
     table = Table(["SERVER", "CVE", "MITIGATION", "STATE", "WHY", "BUILD"])
     for e in exposures:
-        if e.leftovers:
-            why = "; ".join(f"{lo.mitigation_id}: {', '.join(lo.artifacts)}" for lo in e.leftovers)
-        else:
-            why = "; ".join(r.text for r in e.reasons) or e.fix
-        table.add(e.server, e.cve, ", ".join(e.mitigation_ids), state_text(e), why,
-                  e.build_name or e.build or "?")
+        build = e.build_name or e.build or "?"
+        table.add(e.server, e.cve, ", ".join(e.mitigation_ids), e.label, e.why, build)
     return table
 
 
