@@ -16,16 +16,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import fcntl
-import os
-import pty
 import re
-import select
 import statistics
-import struct
-import subprocess
 import sys
-import termios
 import time
 from collections.abc import Callable
 from functools import partial
@@ -35,59 +28,24 @@ MARKS = {
     "servers listed": re.compile(rb"36 servers"),
     "first refresh done": re.compile(rb"refresh 30s"),
 }
-# Textual redraws only what changed: the terminal stream is searched with its escapes removed.
-_ESCAPES = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][0-9A-Za-z]|\x1b[=>]")
 
 
 def first_frame(timeout: float = 60.0) -> dict[str, float]:
     """Seconds from spawning ``emconsole --demo`` to each mark in ``MARKS`` (missing: not reached)."""
-    main, child = pty.openpty()
-    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-    env = {**os.environ, "TERM": "xterm-256color", "COLORTERM": "truecolor"}
-    start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "emconsole", "--demo"], stdin=child, stdout=child,
-                            stderr=child, env=env, close_fds=True, start_new_session=True)
-    os.close(child)
+    from ptyterm import PtyProgram
+
+    term = PtyProgram([sys.executable, "-m", "emconsole", "--demo"])
     seen: dict[str, float] = {}
-    screen = b""
     try:
-        while len(seen) < len(MARKS) and time.perf_counter() - start < timeout:
-            ready, _, _ = select.select([main], [], [], 0.05)
-            if not ready:
-                continue
-            try:
-                chunk = os.read(main, 65536)
-            except OSError:
-                break
-            screen = (screen + _ESCAPES.sub(b"", chunk))[-200_000:]
-            for name, pattern in MARKS.items():
-                if name not in seen and pattern.search(screen):
-                    seen[name] = time.perf_counter() - start
+        for name, pattern in MARKS.items():
+            found = term.wait_for(pattern, max(0.0, timeout - (time.perf_counter() - term.started)))
+            if found is not None:
+                seen[name] = found[0]
     finally:
-        quit_started = time.perf_counter()
-        try:
-            os.write(main, b"\x11")  # ctrl+q
-            _drain_until_exit(main, proc, 30.0)
-            seen["quit"] = time.perf_counter() - quit_started
-        except (OSError, subprocess.TimeoutExpired):
-            proc.kill()
-            proc.wait()
-        os.close(main)
+        took = term.quit()
+        if took is not None:
+            seen["quit"] = took
     return seen
-
-
-def _drain_until_exit(fd: int, proc: subprocess.Popen[bytes], timeout: float) -> None:
-    """Read the terminal while the child exits (a full pty would block its last writes)."""
-    deadline = time.perf_counter() + timeout
-    while proc.poll() is None:
-        if time.perf_counter() > deadline:
-            raise subprocess.TimeoutExpired(proc.args, timeout)
-        if select.select([fd], [], [], 0.05)[0]:
-            try:
-                os.read(fd, 65536)
-            except OSError:
-                proc.wait(timeout=max(0.1, deadline - time.perf_counter()))
-                return
 
 
 def grid_filter(rows: int, patterns: list[str]) -> dict[str, float]:
