@@ -1,0 +1,108 @@
+"""The real console app under Pilot (``App.run_test``), clocking every frame it hands to the terminal.
+
+Why a subclass: under ``run_test`` Textual composes each frame but skips turning it into terminal
+bytes; ``FramedApp`` does that work too (so a frame costs what it costs on a terminal) and records
+when each frame was done and what it showed — the cursor row and filter of the screen's table —
+so a keystroke's latency is the time from posting the key, as a terminal driver posts it, to the
+first frame that shows its effect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from emconsole.screens.app import EmConsoleApp
+from rich.console import RenderableType
+from textual import events
+from textual._compositor import CompositorUpdate
+from textual.pilot import Pilot
+from textual.screen import Screen
+
+from emconsole.cli.console_cmd import config_starter
+from emconsole.config import Config
+from emconsole.credentials import PasswordSource
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One frame: when it was ready for the terminal, and the table state it showed."""
+
+    at: float
+    cursor: int | None
+    filter: str | None
+
+
+class FrameClock:
+    """Mixed into an App: serialise each frame as a terminal driver would, and record it."""
+
+    frames: list[Frame]
+    terminal_bytes: int
+
+    def _display(self, screen: Screen[Any], renderable: RenderableType | None) -> None:
+        app: Any = self
+        if isinstance(renderable, CompositorUpdate):
+            sent = len(renderable.render_segments(app.console))
+            self.terminal_bytes = getattr(self, "terminal_bytes", 0) + sent
+        super()._display(screen, renderable)  # type: ignore[misc]
+        if renderable is not None:
+            self.frames.append(Frame(time.perf_counter(), *self.shown(screen)))
+
+    def shown(self, screen: Screen[Any]) -> tuple[int | None, str | None]:
+        """The cursor row and filter the screen's table shows (the console's screens keep a ``grid``)."""
+        grid = getattr(screen, "grid", None)
+        return getattr(grid, "cursor_index", None), getattr(grid, "filter_text", None)
+
+    async def keystroke(self, key: str, shows: Callable[[Frame], bool], char: str | None = None,
+                        timeout_s: float = 10.0) -> float:
+        """Seconds from posting ``key`` (typing ``char``) to the first frame for which ``shows`` is true."""
+        app: Any = self
+        first = len(self.frames)
+        event = events.Key(key, char if char is not None else key if len(key) == 1 else None)
+        started = time.perf_counter()
+        app.post_message(event)
+        while time.perf_counter() - started < timeout_s:
+            await asyncio.sleep(0.002)
+            for frame in self.frames[first:]:
+                if frame.at >= started and shows(frame):
+                    return frame.at - started
+        raise TimeoutError(f"no frame showed the effect of {key!r} within {timeout_s} s")
+
+
+class FramedConsole(FrameClock, EmConsoleApp):
+    """The console (real screens, real engine) with the frame clock."""
+
+    # Textual looks for a relative CSS_PATH next to the subclass: name the console's own file.
+    CSS_PATH = str(Path(inspect.getfile(EmConsoleApp)).with_name(EmConsoleApp.CSS_PATH))
+
+    def __init__(self, config: Config) -> None:
+        super().__init__(config_starter(config, PasswordSource()))
+        self.frames = []
+
+
+@asynccontextmanager
+async def running_console(config: Config, size: tuple[int, int] = (160, 50)
+                          ) -> AsyncIterator[tuple[FramedConsole, Pilot[int]]]:
+    """The console on ``config`` under Pilot, once its engine is up (its first refresh has started)."""
+    app = FramedConsole(config)
+    async with app.run_test(size=size) as pilot:
+        deadline = time.perf_counter() + 60
+        while app.engine is None and app.start_error is None and time.perf_counter() < deadline:
+            await asyncio.sleep(0.01)
+        if app.engine is None:
+            raise SystemExit(app.start_error or "the console's engine did not start within 60 s")
+        yield app, pilot
+
+
+async def wait_refreshed(app: EmConsoleApp, timeout_s: float = 300.0) -> float:
+    """Wait for the refresh in flight to end; seconds waited."""
+    started = time.perf_counter()
+    while app.refreshing and time.perf_counter() - started < timeout_s:
+        await asyncio.sleep(0.01)
+    return time.perf_counter() - started

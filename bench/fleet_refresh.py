@@ -1,0 +1,220 @@
+"""Benchmark 1: fleet refresh over WinRM (Basic/HTTP, concurrency 32), cold and warm, against baselines.
+
+For each fleet size and latency, one `emconsole lab` process serves the fleet; this process runs
+the engine (``FleetEngine`` + ``WinRMBackend``, as the console and the headless commands do):
+
+- cold: the first refresh (HTTP connections and shells are opened); warm: the next one (shells open);
+- per refresh: wall time; WinRM requests per server (on the critical path, from the command log,
+  plus the one Signal each command gets after its answer); this process's CPU per server; the lab
+  process's CPU per request; how busy the lab and the console were during the wall time, and how
+  many cores other processes on the machine took meanwhile;
+- baselines in the same run: (a) the naive way — a new shell per call, servers one after another,
+  as a Get-Mitigations.ps1 loop does (``refresh.naive_one``: Create, Command, Receive, Signal,
+  Delete) — timed on a sample of servers and extrapolated to the fleet, as the output says;
+  (b) the ideal ceil(N/32) x 2 x latency (two round trips per server on the critical path).
+
+    python bench/fleet_refresh.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from emconsole.backends.winrm.backend import WinRMBackend
+from labproc import PASSWORD, Lab, running_lab, system_busy_s
+from refresh import naive_one, refresh_all
+from report import Section, fmt_ratio, ratio
+
+from emconsole.audit import AuditLog
+from emconsole.commandlog import CommandLog
+from emconsole.engine import FleetEngine
+
+CONCURRENCY = 32
+FULL = [(n, lat) for n in (50, 200, 500) for lat in (0.0, 20.0, 50.0)]
+QUICK = [(50, 0.0), (200, 50.0)]
+TARGET = (200, 50.0, 1.5)  # warm refresh of 200 servers at 50 ms within 1.5x the ideal
+
+
+@dataclass
+class Phase:
+    """One refresh of the whole fleet, and what it cost on each side."""
+
+    name: str
+    wall_s: float
+    failed: int
+    requests: int
+    critical_requests: int
+    console_cpu_s: float
+    console_cpu_in_wall_s: float
+    lab_cpu_s: float
+    lab_cpu_in_wall_s: float
+    others_cores: float
+
+
+@dataclass
+class FleetRun:
+    servers: int
+    latency_ms: float
+    cold: Phase
+    warm: Phase
+    naive_sample: int
+    naive_sample_s: float
+    lab_requests: int
+    lab_wire_cpu_s: float
+    expected_requests: int
+
+    @property
+    def ideal_s(self) -> float:
+        return math.ceil(self.servers / CONCURRENCY) * 2 * self.latency_ms / 1000
+
+    @property
+    def naive_s(self) -> float:
+        return self.naive_sample_s / self.naive_sample * self.servers
+
+
+async def _phase(name: str, engine: FleetEngine, lab: Lab, log: CommandLog) -> Phase:
+    """One refresh; CPU is read when the refresh ends and again once the Signals after it are done."""
+    lab.settle()
+    first = len(log.entries())
+    sys0, lab0, me0, t0 = system_busy_s(), lab.cpu_s(), time.process_time(), time.perf_counter()
+    wall, failed = await refresh_all(engine)
+    lab_end, me_end = lab.cpu_s(), time.process_time()
+    await asyncio.to_thread(lab.settle)
+    lab1, me1, sys1, t1 = lab.cpu_s(), time.process_time(), system_busy_s(), time.perf_counter()
+    entries = log.entries()[first:]
+    critical = sum(e.round_trips for e in entries)
+    others = max(0.0, (sys1 - sys0) - (lab1 - lab0) - (me1 - me0)) / (t1 - t0)
+    return Phase(name, wall, failed, critical + len(entries), critical, me1 - me0, me_end - me0,
+                 lab1 - lab0, lab_end - lab0, others)
+
+
+async def run_fleet(servers: int, latency_ms: float, naive_sample: int, workdir: Path) -> FleetRun:
+    with running_lab(servers, latency_ms, workdir) as lab:
+        config = lab.config.model_copy(update={"concurrency": CONCURRENCY, "call_timeout": 60.0})
+        log = CommandLog(max_entries=servers * 4)
+        engine = FleetEngine(config, WinRMBackend(lambda _s: PASSWORD),
+                             audit=AuditLog(workdir / f"audit-{servers}.jsonl"), command_log=log)
+        cold = await _phase("cold", engine, lab, log)
+        warm = await _phase("warm", engine, lab, log)
+        await engine.aclose()
+        lab.settle()
+        sample = min(naive_sample, servers)
+        started = time.perf_counter()
+        for index in range(sample):
+            naive_one(config, index)
+        naive_s = time.perf_counter() - started
+        counters = lab.stop()
+    # Create per shell, Delete per shell at close, five per naive call.
+    expected = cold.requests + warm.requests + servers + 5 * sample
+    return FleetRun(servers, latency_ms, cold, warm, sample, naive_s, counters.requests, counters.wire_cpu_s,
+                    expected)
+
+
+def _row(run: FleetRun, phase: Phase) -> list[str]:
+    n = run.servers
+    return [
+        str(n), f"{run.latency_ms:g}", phase.name, f"{phase.wall_s:.2f}", f"{run.ideal_s:.2f}",
+        fmt_ratio(ratio(phase.wall_s, run.ideal_s)), f"{run.naive_s:.1f}",
+        fmt_ratio(ratio(run.naive_s, phase.wall_s)),
+        f"{phase.critical_requests / n:.1f} + {(phase.requests - phase.critical_requests) / n:.1f}",
+        f"{1000 * phase.console_cpu_s / n:.1f}", f"{1000 * phase.lab_cpu_s / max(1, phase.requests):.2f}",
+        f"{100 * phase.lab_cpu_in_wall_s / phase.wall_s:.0f}%",
+        f"{100 * phase.console_cpu_in_wall_s / phase.wall_s:.0f}%", f"{phase.others_cores:.2f}",
+        str(phase.failed),
+    ]
+
+
+HEADER = ["servers", "latency ms", "refresh", "wall s", "ideal s", "wall/ideal", "CPU floor s",
+          "naive s (extrapolated)", "naive/wall",
+          "requests/server (critical + after)", "console CPU ms/server", "lab CPU ms/request",
+          "lab busy", "console busy", "other processes (cores)", "failed"]
+
+
+def cpu_floor_s(run: FleetRun, phase: Phase) -> float:
+    """The shortest wall time the CPU work allowed: the lab's one thread, or both sides on the cores
+    other processes left free (at least the ideal)."""
+    free = max(0.25, _cores() - phase.others_cores)
+    return max(run.ideal_s, phase.lab_cpu_s, (phase.lab_cpu_s + phase.console_cpu_s) / free)
+
+
+def _verdict(run: FleetRun, phase: Phase) -> str:
+    """Why a refresh took longer than the ideal: the lab's one core, the console's, or the machine."""
+    lab_busy = phase.lab_cpu_in_wall_s / phase.wall_s
+    console_busy = phase.console_cpu_in_wall_s / phase.wall_s
+    both = (phase.lab_cpu_in_wall_s + phase.console_cpu_in_wall_s) / phase.wall_s + phase.others_cores
+    if lab_busy >= 0.85:
+        why = (f"the lab limits it: its CPU ({phase.lab_cpu_in_wall_s:.2f} s, "
+               f"{1000 * phase.lab_cpu_s / max(1, phase.requests):.2f} ms x {phase.requests} requests) "
+               f"filled {100 * lab_busy:.0f}% of the wall time on its one event-loop thread")
+    elif both >= 1.7:
+        why = (f"the machine limits it: lab {100 * lab_busy:.0f}% + console {100 * console_busy:.0f}% of a "
+               f"core + other processes {phase.others_cores:.2f} cores on {_cores()} cores")
+    elif console_busy >= 0.85:
+        why = f"the console's CPU limits it ({100 * console_busy:.0f}% of a core during the refresh)"
+    else:
+        why = (f"neither side was CPU-bound (lab {100 * lab_busy:.0f}%, console {100 * console_busy:.0f}%, "
+               f"others {phase.others_cores:.2f} cores): waiting on the wire")
+    return f"{run.servers} servers at {run.latency_ms:g} ms, {phase.name}: {why}."
+
+
+def _cores() -> int:
+    import os
+
+    return os.cpu_count() or 1
+
+
+async def bench(quick: bool) -> Section:
+    section = Section("1. Fleet refresh (Basic/HTTP, concurrency 32, lab in its own process)")
+    print(f"== {section.title}", flush=True)
+    runs: list[FleetRun] = []
+    rows: list[list[str]] = []
+    with tempfile.TemporaryDirectory(prefix="emconsole-bench-") as tmp:
+        for servers, latency in QUICK if quick else FULL:
+            run = await run_fleet(servers, latency, 3 if quick else 8, Path(tmp))
+            runs.append(run)
+            rows += [_row(run, run.cold), _row(run, run.warm)]
+            print(f"  {servers} servers at {latency:g} ms: cold {run.cold.wall_s:.2f} s, warm "
+                  f"{run.warm.wall_s:.2f} s, ideal {run.ideal_s:.2f} s", flush=True)
+    section.table(HEADER, rows)
+    samples = sorted({r.naive_sample for r in runs})
+    section.note(f"naive: a new shell per call, servers one after another (Create, Command, Receive, "
+                 f"Signal, Delete per server); timed on the first {'/'.join(map(str, samples))} servers of "
+                 "each fleet and **extrapolated** linearly to the whole fleet (time per server x servers).")
+    section.note("requests/server: on the critical path (from the command log), + the Signal sent after each "
+                 "answer on a cleanup thread. Console CPU: this process, Signals included. Lab CPU: the "
+                 "`emconsole lab` process (/proc), Signals included. Busy: CPU during the wall time / wall "
+                 "time. Other processes: cores used by the rest of the machine meanwhile. CPU floor: the "
+                 "shortest wall time the CPU work allowed — max(ideal, the lab's CPU on its one thread, "
+                 "(lab + console CPU) / the cores other processes left free).")
+    mismatched = [r for r in runs if r.lab_requests != r.expected_requests]
+    section.note("Request count check: the lab's own counters (printed on exit) "
+                 + ("match the console's count for every fleet." if not mismatched else
+                    "differ: " + "; ".join(f"{r.servers}@{r.latency_ms:g} lab {r.lab_requests} vs "
+                                           f"{r.expected_requests}" for r in mismatched)))
+    for run in runs:
+        for phase in (run.cold, run.warm):
+            if (run.ideal_s and phase.wall_s > 1.5 * run.ideal_s) or not run.ideal_s:
+                section.note(_verdict(run, phase))
+    target = next((r for r in runs if (r.servers, r.latency_ms) == TARGET[:2]), None)
+    if target is not None:
+        got = target.warm.wall_s / target.ideal_s
+        section.note(f"**Target** warm refresh of 200 servers at 50 ms within {TARGET[2]}x the ideal: "
+                     f"{got:.2f}x — {'met' if got <= TARGET[2] else 'missed'}.")
+    return section
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="50 servers at 0 ms and 200 at 50 ms only")
+    asyncio.run(bench(parser.parse_args().quick))
+
+
+if __name__ == "__main__":
+    main()
