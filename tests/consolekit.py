@@ -27,6 +27,17 @@ from emconsole.cli.console_cmd import session_for
 from emconsole.config import Config
 from emconsole.labconfig import Lab
 
+#: A fleet with one server per kind of exposure cell (M1 is fixed on every build here but the unread
+#: one): ``console_lab(servers=6, faults=EXPOSURE_FAULTS, scripted=EXPOSURE_FLEET)``.
+EXPOSURE_FLEET: dict[int, dict[str, Any]] = {
+    1: {"build": "2019 CU15 Feb26SU"},                                                # protected (M2 applied)
+    2: {"build": "2019 CU15 Feb26SU", "applied": ["M2"], "blocked": ["M2"]},          # protected, at risk
+    3: {"build": "2019 CU15 Feb26SU", "applied": [], "mitigations_enabled": False},   # exposed: EM off
+    4: {"build": "Exchange SE RTM Jul26SU", "applied": ["M2"]},                       # fixed, M2 left over
+    5: {"build": "2019 CU15 Feb26SU", "applied": [], "service": "stopped"},           # exposed: service
+    6: {"build": "2019 CU15 Feb26SU"},                                                # unknown: not read
+}
+EXPOSURE_FAULTS = "ems-unavailable:6"
 #: What the ``console_lab`` fixture hands a test: ``console_lab(servers=N, faults="...")``.
 LabStarter = Callable[..., tuple[Lab, Config]]
 #: Before any real refresh time, so every age reads "0s" and the top bar shows 09:00:00.
@@ -70,11 +81,15 @@ def screen_text(app: EmConsoleApp) -> str:
 
 @pytest.fixture
 def console_lab() -> Iterator[LabStarter]:
-    """``console_lab(servers=N, faults="...")`` starts the demo lab shape on a manual lab clock."""
+    """``console_lab(servers=N, faults="...")`` starts the demo lab shape on a manual lab clock;
+    ``scripted={N: {exchange keys}}`` replaces the demo's per-server state (known builds and states),
+    ``org={...}`` adds organisation keys."""
     started: list[Lab] = []
 
-    def factory(servers: int = 6, faults: str = "", seed: int = 7) -> tuple[Lab, Config]:
-        lab, config = start_demo_lab(servers, seed, faults, clock_rate=None)
+    def factory(servers: int = 6, faults: str = "", seed: int = 7,
+                scripted: dict[int, dict[str, Any]] | None = None,
+                org: dict[str, Any] | None = None) -> tuple[Lab, Config]:
+        lab, config = start_demo_lab(servers, seed, faults, clock_rate=None, scripted=scripted, org=org)
         started.append(lab)
         return lab, config
 

@@ -53,13 +53,17 @@ def site_of(number: int, servers: int) -> str:
 
 
 def demo_spec(servers: int = DEMO_SERVERS, seed: int = DEMO_SEED, faults: str = DEMO_FAULTS, *,
-              clock_rate: str | float | None = "demo", password: str = "", first_port: int = 0) -> LabSpec:
+              clock_rate: str | float | None = "demo", password: str = "", first_port: int = 0,
+              scripted: Mapping[int, Mapping[str, Any]] | None = None,
+              org: Mapping[str, Any] | None = None) -> LabSpec:
     """The lab spec of the demo (``clock_rate`` None: a manual lab clock, for tests and screenshots;
-    ``first_port`` 0: a free range)."""
-    exchange: dict[str, Any] = {"org_name": "Contoso", "domain": "contoso.local"}
+    ``first_port`` 0: a free range). ``scripted``: per-server Exchange keys instead of the demo's
+    (tests script known builds and states on the demo's shape); ``org``: organisation keys added."""
+    exchange: dict[str, Any] = {"org_name": "Contoso", "domain": "contoso.local", **(org or {})}
     if clock_rate is not None:
         exchange["clock_rate"] = clock_rate
-    per_server = {n: {"exchange": dict(extra)} for n, extra in DEMO_EXCHANGE.items() if n <= servers}
+    chosen = DEMO_EXCHANGE if scripted is None else scripted
+    per_server = {n: {"exchange": dict(extra)} for n, extra in chosen.items() if n <= servers}
     return LabSpec(servers=servers, first_port=first_port, seed=seed, faults=faults, exchange=exchange,
                    per_server=per_server, password=password or _PASSWORD)
 
@@ -78,13 +82,16 @@ def demo_config(lab: Lab) -> Config:
 
 
 def start_demo_lab(servers: int = DEMO_SERVERS, seed: int = DEMO_SEED, faults: str = DEMO_FAULTS, *,
-                   clock_rate: str | float | None = "demo", first_port: int = 0) -> tuple[Lab, Config]:
+                   clock_rate: str | float | None = "demo", first_port: int = 0,
+                   scripted: Mapping[int, Mapping[str, Any]] | None = None,
+                   org: Mapping[str, Any] | None = None) -> tuple[Lab, Config]:
     """Start the demo lab (the caller stops it) and return it with a config that reaches it.
 
     The password goes into this process's environment, where ``password_from`` finds it. The audit
     log goes to the lab's temporary directory: demo changes are not the operator's record.
     """
-    lab = start_lab(demo_spec(servers, seed, faults, clock_rate=clock_rate, first_port=first_port))
+    lab = start_lab(demo_spec(servers, seed, faults, clock_rate=clock_rate, first_port=first_port,
+                              scripted=scripted, org=org))
     os.environ[LAB_PASSWORD_ENV] = lab.fleet.spec.password
     try:
         return lab, demo_config(lab)
