@@ -103,7 +103,8 @@ async def test_lab_only_service_and_app_pool_mitigations_show_what_is_on_the_ser
         views = await refreshed(engine)
         script = engine.command_log.entries()[-1].script
         assert "'MSExchangeImap4'" in script and "'MSExchangeOWACalendarAppPool'" in script
-        found = {(name, m.id): [(a.name, a.service_status, a.start_type, a.app_pool_state) for a in m.artifacts]
+        found = {(name, m.id): [(a.name, a.service_status, a.start_type, a.app_pool_state)
+                                for a in m.artifacts]
                  for name, v in views.items() if v.state is not None for m in v.state.mitigations}
         assert found[("LAB-EX01", "LAB-SVC1.1")] == [("MSExchangeImap4", "Stopped", "Disabled", None)]
         assert found[("LAB-EX02", "LAB-POOL1.1")] == [("MSExchangeOWACalendarAppPool", None, None, "Stopped")]
