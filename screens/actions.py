@@ -35,6 +35,8 @@ class ServerActions(Screen[None]):
     """Mixin base for screens whose rows are (or point at) servers."""
 
     ACTION_BINDINGS: ClassVar[list[BindingType]] = ACTION_BINDINGS
+    #: (action, title, help) the command palette offers on this screen besides the common actions.
+    PALETTE_ACTIONS: ClassVar[list[tuple[str, str, str]]] = []
 
     def target_servers(self) -> list[str]:
         """The marked servers, or the one under the cursor."""

@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 
 #: Binding actions that change servers: greyed out (check_action -> None) in read-only mode.
 CHANGE_ACTIONS = frozenset(
-    {"reapply", "block", "unblock", "delete", "enable_em", "disable_em", "enable_org", "disable_org"}
+    {"reapply", "block", "unblock", "delete", "enable_em", "disable_em", "enable_org", "disable_org",
+     "fix", "delete_leftovers"}
 )
 
 
@@ -53,10 +54,10 @@ Starter = Callable[[], Awaitable[Session]]
 
 @dataclass
 class ActionRun:
-    """One confirmed action and how it ended per server (reopenable summary)."""
+    """One confirmed action (one or more requests of one kind) and how it ended per server."""
 
     title: str
-    request: ActionRequest
+    requests: tuple[ActionRequest, ...]
     dry_run: bool
     started: datetime
     outcomes: list[ActionOutcome] = field(default_factory=list)
@@ -73,6 +74,7 @@ class EmConsoleApp(App[int]):
         Binding("question_mark", "help", "Help", id="app.help"),
         Binding("M", "matrix", "Matrix", show=False, id="app.matrix"),
         Binding("I", "mitigations", "Mitigations", show=False, id="app.mitigations"),
+        Binding("V", "exposure", "Exposure", show=False, id="app.exposure"),
         Binding("C", "command_log", "Commands", show=False, id="app.command_log"),
         Binding("L", "audit_log", "Audit", show=False, id="app.audit_log"),
         Binding("S", "results", "Results", show=False, id="app.results"),
@@ -313,9 +315,28 @@ class EmConsoleApp(App[int]):
         try:
             request = ActionRequest(kind=ActionKind(kind), servers=tuple(servers),
                                     mitigation_ids=tuple(mitigation_ids), scope=ActionScope(scope))
-            plan = self.engine.plan(request)
-        except Exception as exc:  # ReadOnlyError, invalid input: said, not raised
+        except ValueError as exc:  # an invalid ID: said, not raised
             self.notify(str(exc), title="refused", severity="error", markup=False)
+            return
+        self.start_requests([request])
+
+    def start_requests(self, requests: Sequence[ActionRequest]) -> None:
+        """Plan requests of one kind (the leftovers of several mitigations: one per set of IDs), confirm
+        them as one action, then run them (or dry-run them).
+
+        A request that plans to nothing (every server skipped) drops out; the confirm says which.
+        """
+        if self.engine is None or not requests:
+            return
+        plans: list[ActionPlan] = []
+        refused: list[str] = []
+        for request in requests:
+            try:
+                plans.append(self.engine.plan(request))
+            except Exception as exc:  # ReadOnlyError, PlanError, invalid input: said, not raised
+                refused.append(str(exc))
+        if not plans:
+            self.notify("; ".join(refused), title="refused", severity="error", markup=False)
             return
         from emconsole.screens.confirm import ConfirmScreen, Decision
 
@@ -323,9 +344,9 @@ class EmConsoleApp(App[int]):
             if decision is None or decision is Decision.CANCEL:
                 self.notify("cancelled — nothing was sent", timeout=3)
                 return
-            self._execute(plan, dry_run=decision is Decision.DRY_RUN)
+            self._execute(plans, dry_run=decision is Decision.DRY_RUN)
 
-        self.push_screen(ConfirmScreen(plan, bulk_threshold=self.bulk_threshold), decided)
+        self.push_screen(ConfirmScreen(plans, bulk_threshold=self.bulk_threshold, refused=refused), decided)
 
     def start_ocs_test(self, servers: Sequence[str]) -> None:
         """OCS connectivity test: read-only, no confirmation."""
@@ -357,38 +378,41 @@ class EmConsoleApp(App[int]):
             parts.append("no verdict from " + ", ".join(verdicts[None]))
         self.notify("; ".join(parts), severity="warning" if len(parts) > 1 else "information", markup=False)
 
-    def _execute(self, plan: ActionPlan, *, dry_run: bool) -> None:
+    def _execute(self, plans: Sequence[ActionPlan], *, dry_run: bool) -> None:
         from emconsole.models import ActionOutcome, OutcomeStatus
 
-        run = ActionRun(title=plan_title(plan), request=plan.request, dry_run=dry_run, started=self.clock())
+        run = ActionRun(title=plans_title(plans), requests=tuple(p.request for p in plans), dry_run=dry_run,
+                        started=self.clock())
         self.last_run = run
         if dry_run:
-            for step in plan.steps:
-                run.outcomes.append(ActionOutcome(server=step.server, kind=plan.request.kind,
-                                                  status=OutcomeStatus.NOT_VERIFIED,
-                                                  detail="dry run: nothing was sent"))
+            for plan in plans:
+                for step in plan.steps:
+                    run.outcomes.append(ActionOutcome(server=step.server, kind=plan.request.kind,
+                                                      status=OutcomeStatus.NOT_VERIFIED,
+                                                      detail="dry run: nothing was sent"))
             run.finished = True
             self.action_results()
             return
-        self._run_action(plan, run)
+        self._run_action(list(plans), run)
 
     @work(group="action", exit_on_error=False)
-    async def _run_action(self, plan: ActionPlan, run: ActionRun) -> None:
+    async def _run_action(self, plans: list[ActionPlan], run: ActionRun) -> None:
         """Never an exclusive worker: a change in flight must not be cancelled by the next one."""
         from emconsole.models import OutcomeStatus
 
         assert self.engine is not None
         engine = self.engine
-        servers = [step.server for step in plan.steps]
+        servers = list(dict.fromkeys(step.server for plan in plans for step in plan.steps))
         for name in servers:
             self.busy[name] = run.title
             self.publish(engine.view(name))
         started = time.monotonic()
         try:
-            async for outcome in engine.execute(plan):
-                run.outcomes.append(outcome)
-                self.busy.pop(outcome.server, None)
-                self.publish(engine.view(outcome.server))
+            for plan in plans:
+                async for outcome in engine.execute(plan):
+                    run.outcomes.append(outcome)
+                    self.busy.pop(outcome.server, None)
+                    self.publish(engine.view(outcome.server))
         finally:
             for name in servers:
                 if self.busy.pop(name, None) is not None:
@@ -399,7 +423,11 @@ class EmConsoleApp(App[int]):
         self.notify(f"{run.title}: {len(run.outcomes)} finished in {took:.1f}s, {failed} failed",
                     severity="error" if failed else "information", markup=False)
         self.action_results()
-        self.refresh_after_action(servers)
+        from emconsole.models import ActionScope
+
+        # An organisation switch changes what every server reads, not only the one it ran on.
+        org = any(p.request.scope is ActionScope.ORG for p in plans)
+        self.refresh_after_action([v.name for v in engine.views()] if org else servers)
 
     def refresh_after_action(self, servers: list[str]) -> None:
         """Read the changed servers back so their rows show the new truth."""
@@ -426,6 +454,16 @@ class EmConsoleApp(App[int]):
 
         if not isinstance(self.screen, MitigationListScreen):
             self.push_screen(MitigationListScreen())
+
+    def action_exposure(self, cve: str | None = None) -> None:
+        """The Exposure view (CVE × server, worst first); ``cve``: only that CVE's cells."""
+        from emconsole.screens.exposure import ExposureScreen
+
+        if isinstance(self.screen, ExposureScreen):
+            if cve:
+                self.screen.show_cve(cve)
+            return
+        self.push_screen(ExposureScreen(cve))
 
     def action_leave_read_only(self) -> None:
         """Leaving read-only mode is a change of its own: ask first."""
@@ -472,11 +510,24 @@ class EmConsoleApp(App[int]):
         yield from super().get_system_commands(screen)
 
 
-def plan_title(plan: ActionPlan) -> str:
+def plans_title(plans: Sequence[ActionPlan]) -> str:
+    """The confirm title of one action: one request's title, or for several (the leftovers of
+    different mitigations) the kind with every ID, on every server any of them reaches."""
+    from emconsole.models import ActionRequest
+
+    first = plans[0].request
+    if len(plans) == 1:
+        return request_title(first)
+    ids = tuple(dict.fromkeys(i for p in plans for i in p.request.mitigation_ids))
+    servers = tuple(dict.fromkeys(step.server for p in plans for step in p.steps))
+    return request_title(ActionRequest(kind=first.kind, servers=servers, mitigation_ids=ids,
+                                       also_block=first.also_block))
+
+
+def request_title(req: ActionRequest) -> str:
     """"Block M2 on 4 servers", "Disable EM for the organisation" — the confirm title."""
     from emconsole.models import ActionKind, ActionScope
 
-    req = plan.request
     verb = {
         ActionKind.REAPPLY: "Reapply (restart the EM service)",
         ActionKind.BLOCK: "Block",

@@ -2,15 +2,17 @@
 
 Destructive default is No (the Cancel button has the focus); from the bulk threshold on, the
 operator types the number of servers before the run button works. Dry run shows the plan's result
-without sending anything.
+without sending anything. One action may be several plans of one kind (deleting the leftovers of
+different mitigations: one plan per set of IDs); they are confirmed, counted and run together.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import Enum
 from typing import TYPE_CHECKING, ClassVar
 
-from emconsole.screens.app import plan_title
+from emconsole.screens.app import plans_title
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -45,16 +47,17 @@ class Decision(str, Enum):
     CANCEL = "cancel"
 
 
-def affected(plan: ActionPlan) -> int:
-    """How many servers the change reaches: every server for an organisation change, else one per step."""
-    if plan.request.scope is ActionScope.ORG:
-        return len(plan.request.servers)
-    return len(plan.steps)
+def affected(plans: Sequence[ActionPlan]) -> int:
+    """How many servers the change reaches: every server for an organisation change, else one per
+    server with a step."""
+    if any(p.request.scope is ActionScope.ORG for p in plans):
+        return len({s for p in plans for s in p.request.servers})
+    return len({step.server for p in plans for step in p.steps})
 
 
-def needs_count(plan: ActionPlan, threshold: int) -> int | None:
+def needs_count(plans: Sequence[ActionPlan], threshold: int) -> int | None:
     """The number to type, or None when the change is small enough to confirm with a key."""
-    count = affected(plan)
+    count = affected(plans)
     return count if threshold > 0 and count >= threshold else None
 
 
@@ -67,16 +70,17 @@ class ConfirmScreen(ModalScreen[Decision]):
         Binding("w", "dry_run", "Dry run", id="confirm.dry_run"),
     ]
 
-    def __init__(self, plan: ActionPlan, *, bulk_threshold: int = 3) -> None:
+    def __init__(self, plans: Sequence[ActionPlan], *, bulk_threshold: int = 3,
+                 refused: Sequence[str] = ()) -> None:
         super().__init__()
-        self.plan = plan
-        self.required = needs_count(plan, bulk_threshold)
+        self.plans = tuple(plans)
+        self.refused = tuple(refused)
+        self.required = needs_count(self.plans, bulk_threshold)
 
     def compose(self) -> ComposeResult:
-        plan = self.plan
-        req = plan.request
+        req = self.plans[0].request
         with Vertical(id="dialog"):
-            yield Static(Text(plan_title(plan), style="bold"), id="confirm-title")
+            yield Static(Text(plans_title(self.plans), style="bold"), id="confirm-title")
             yield Static(self._summary(), id="confirm-summary")
             with VerticalScroll(id="confirm-script"):
                 yield Static(self._scripts(), id="confirm-script-text")
@@ -98,31 +102,38 @@ class ConfirmScreen(ModalScreen[Decision]):
             self.query_one("#cancel", Button).focus()
 
     def _summary(self) -> Text:
-        req = self.plan.request
-        servers = [step.server for step in self.plan.steps]
-        shown = ", ".join(servers[:8]) + (f" … (+{len(servers) - 8})" if len(servers) > 8 else "")
+        plans = self.plans
+        req = plans[0].request
+        servers = list(dict.fromkeys(step.server for p in plans for step in p.steps))
         text = Text()
         if req.scope is ActionScope.ORG:
-            step = self.plan.steps[0]
+            step = plans[0].steps[0]
             text.append(f"organisation-wide, run once on {step.server}; "
                         f"affects all {len(req.servers)} servers")
             if step.fallbacks:
                 text.append(f" (if {step.server} cannot be reached: {', '.join(step.fallbacks[:3])}, …)")
             text.append("\n")
         else:
-            text.append(f"{len(servers)} server(s): {shown}\n")
+            text.append(f"{len(servers)} server(s): {_some(servers)}\n")
+        if len(plans) > 1:
+            for plan in plans:
+                text.append(f"  {', '.join(plan.request.mitigation_ids)} on "
+                            f"{_some([step.server for step in plan.steps])}\n")
         text.append(_WHAT.get(req.kind, ""))
         if req.kind is ActionKind.DELETE and req.also_block:
             text.append(" — and blocks them so they do not come back")
-        for name, why in self.plan.skipped[:5]:
+        skipped = [item for plan in plans for item in plan.skipped]
+        for name, why in skipped[:5]:
             text.append(f"\nleft out: {name}: {why}", style="yellow")
-        if len(self.plan.skipped) > 5:
-            text.append(f"\n… and {len(self.plan.skipped) - 5} more left out", style="yellow")
+        if len(skipped) > 5:
+            text.append(f"\n… and {len(skipped) - 5} more left out", style="yellow")
+        for why in self.refused:
+            text.append(f"\nleft out: {why}", style="yellow")
         return text
 
     def _scripts(self) -> Text:
         text = Text()
-        steps = list(self.plan.steps)
+        steps = [step for plan in self.plans for step in plan.steps]
         for step in steps[:SCRIPTS_SHOWN]:
             text.append(f"─ PowerShell ({step.server}) ─\n", style="bold")
             if getattr(step, "summary", ""):
@@ -150,6 +161,11 @@ class ConfirmScreen(ModalScreen[Decision]):
 
     def action_dry_run(self) -> None:
         self.dismiss(Decision.DRY_RUN)
+
+
+def _some(names: Sequence[str], shown: int = 8) -> str:
+    """The first few names, and how many more."""
+    return ", ".join(names[:shown]) + (f" … (+{len(names) - shown})" if len(names) > shown else "")
 
 
 def _verb(kind: ActionKind, scope: ActionScope) -> str:

@@ -20,8 +20,15 @@ def _site(view: ServerView) -> str:
     return " ".join([tags.get("site", ""), *rest]).strip() or DASH
 
 
-AGE_COLUMN = 10
+AGE_COLUMN = 11
 DASH = "—"
+
+
+def _exposure_key(cell: Text) -> Any:
+    """Worst exposure first (imported on the first sort: the first frame does without it)."""
+    from emconsole.screens.exposure import word_order
+
+    return word_order(cell)
 
 
 class FleetScreen(TableScreen, ServerActions):
@@ -40,9 +47,10 @@ class FleetScreen(TableScreen, ServerActions):
             Column("em", "EM", max_width=12),
             Column("service", "Service", max_width=16),
             Column("ocs", "OCS", max_width=6),
-            Column("applied", "Applied", max_width=20),
+            Column("applied", "Applied", max_width=16),
             Column("blocked", "Blocked", max_width=14),
             Column("drift", "Drift", max_width=6),
+            Column("exposure", "Exposure", max_width=16, sort_key=_exposure_key),
             Column("age", "Age", max_width=4, sort_key=_age_key),
             Column("error", "Error", max_width=60),
         ]
@@ -50,6 +58,7 @@ class FleetScreen(TableScreen, ServerActions):
     def __init__(self) -> None:
         super().__init__()
         self._shown_state: set[str] = set()
+        self._exposed: set[str] = set()  # servers with an exposed cell (the top bar counts them)
 
     def markable(self) -> bool:
         return True
@@ -84,6 +93,7 @@ class FleetScreen(TableScreen, ServerActions):
     def row_cells(self, view: ServerView) -> list[Text]:
         # Imported here: the format helpers pull in the domain model (pydantic), which the first
         # frame does not need — the first rows arrive after the engine is up.
+        from emconsole.screens.exposure import fleet_cell
         from emconsole.screens.format import (
             LOADING,
             build_name,
@@ -98,6 +108,8 @@ class FleetScreen(TableScreen, ServerActions):
             tls_off,
         )
         from emconsole.screens.format import age as age_text
+
+        from emconsole.exposure import ExposureState, assess_fleet
 
         app = self.console_app
         state = view.state
@@ -118,6 +130,11 @@ class FleetScreen(TableScreen, ServerActions):
             error = Text(f"pending next EM check {ids}".rstrip(), style="cyan")
         else:
             error = Text("")
+        exposures = assess_fleet([view], knowledge)
+        if any(e.state is ExposureState.EXPOSED for e in exposures):
+            self._exposed.add(view.name)
+        else:
+            self._exposed.discard(view.name)
         marker = health(view, len(drifts))
         if busy:
             marker = Text(LOADING, style="bold cyan")
@@ -132,6 +149,7 @@ class FleetScreen(TableScreen, ServerActions):
             ids_label(state.applied if state else ()),
             ids_label(state.blocked if state else ()),
             Text(f"≠{len(drifts)}", style="bold yellow") if drifts else Text(DASH, style="dim"),
+            fleet_cell(exposures, read=state is not None and view.failure is None),
             Text(LOADING, style="cyan") if view.loading else Text(age_text(view.refreshed_at, app.clock())),
             error,
         ]
@@ -144,6 +162,9 @@ class FleetScreen(TableScreen, ServerActions):
         applied = sum(len(s.applied) for s in states)
         out = Text(f" {len(views)} servers · ")
         out.append(f"EM off {em_off}", style="bold red" if em_off else "")
+        out.append(" · ")
+        exposed = len(self._exposed)
+        out.append(f"exposed {exposed}", style="bold red" if exposed else "")
         out.append(" · ")
         out.append(f"errors {errors}", style="bold red" if errors else "")
         out.append(f" · applied {applied}")

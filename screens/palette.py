@@ -34,7 +34,7 @@ def console_commands(app: EmConsoleApp, screen: Screen[Any]) -> Iterable[SystemC
     from emconsole.screens.actions import ServerActions
 
     if isinstance(screen, ServerActions):
-        for action, title, help_text in _ACTIONS:
+        for action, title, help_text in [*_ACTIONS, *screen.PALETTE_ACTIONS]:
             if screen.check_action(action, ()) is True:
                 yield SystemCommand(title, help_text, partial(screen.palette_action, action))
     if app.read_only:
@@ -46,6 +46,7 @@ def console_commands(app: EmConsoleApp, screen: Screen[Any]) -> Iterable[SystemC
     yield SystemCommand("Refresh now", "read every server again", app.action_refresh_now)
     yield SystemCommand("Matrix", "mitigations × servers", app.action_matrix)
     yield SystemCommand("Mitigation list", "every mitigation on every server", app.action_mitigations)
+    yield SystemCommand("Exposure", "which servers are exposed to which CVE, and why", app.action_exposure)
     yield SystemCommand("Command log", "every script sent", app.action_command_log)
     yield SystemCommand("Audit log", "every change, newest first", app.action_audit_log)
     yield SystemCommand("Last action results", "reopen the summary", app.action_results)
@@ -55,3 +56,6 @@ def console_commands(app: EmConsoleApp, screen: Screen[Any]) -> Iterable[SystemC
     for entry in app.knowledge.catalogue.entries:
         yield SystemCommand(f"Go to mitigation {entry.id}", entry.description[:80] or "in the matrix",
                             partial(app.action_matrix, entry.id), discover=False)
+    for cve in app.knowledge.catalogue.cves():
+        yield SystemCommand(f"Exposure to {cve}", "its cells in the Exposure view, worst first",
+                            partial(app.action_exposure, cve), discover=False)

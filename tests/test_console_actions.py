@@ -179,7 +179,9 @@ async def test_reapply_restarts_the_em_service(console_lab: LabStarter) -> None:
         assert results.run.outcomes[0].status is OutcomeStatus.DONE, results.run.outcomes[0].detail
         await pilot.press("escape")
         await wait_refreshed(pilot, app)
-        assert "pending next EM check" in screen_text(app)
+        assert isinstance(app.screen, FleetScreen)
+        row = app.screen.grid.row("LAB-EX01")
+        assert row is not None and row[-1].plain.startswith("pending next EM check")  # the Error column
     assert service.pid != pid
 
 

@@ -112,6 +112,28 @@ def test_help(snap_compare: Any, snap_config: Config, size: tuple[int, int]) -> 
     assert snap_compare(console_app(snap_config), terminal_size=size, run_before=steps("question_mark"))
 
 
+@pytest.fixture(scope="module")
+def exposure_config() -> Iterator[Config]:
+    """A scripted lab with every kind of exposure cell (read only here)."""
+    lab, config = start_demo_lab(6, 7, consolekit.EXPOSURE_FAULTS, clock_rate=None,
+                                 scripted=consolekit.EXPOSURE_FLEET)
+    yield config
+    lab.stop()
+
+
+@SIZES
+def test_exposure(snap_compare: Any, exposure_config: Config, size: tuple[int, int]) -> None:
+    """Every kind of cell, worst first; the cursor's cell (EM off on the server) explained below."""
+    assert snap_compare(console_app(exposure_config), terminal_size=size, run_before=steps("V"))
+
+
+@SIZES
+def test_exposure_leftover(snap_compare: Any, exposure_config: Config, size: tuple[int, int]) -> None:
+    """The cursor on a leftover: what is left over, and the delete ``f`` would start."""
+    run = steps("V", "down", "down", "down")
+    assert snap_compare(console_app(exposure_config), terminal_size=size, run_before=run)
+
+
 @SIZES
 def test_confirm_bulk_block(snap_compare: Any, snap_config: Config, size: tuple[int, int]) -> None:
     """Four marked servers: the count must be typed; the PowerShell is shown."""
