@@ -24,8 +24,16 @@ from textual.worker import Worker, WorkerState
 
 if TYPE_CHECKING:
     from emconsole.engine import ActionPlan, FleetEngine, OcsResult, ServerView
+    from emconsole.exposure import Exposure
     from emconsole.knowledge import Knowledge
-    from emconsole.models import ActionKind, ActionOutcome, ActionRequest, ActionScope
+    from emconsole.models import (
+        ActionKind,
+        ActionOutcome,
+        ActionRequest,
+        ActionScope,
+        ServerFailure,
+        ServerState,
+    )
 
 #: Binding actions that change servers: greyed out (check_action -> None) in read-only mode.
 CHANGE_ACTIONS = frozenset(
@@ -108,6 +116,7 @@ class EmConsoleApp(App[int]):
         self.busy: dict[str, str] = {}
         self._refresh_timer: Any = None
         self._knowledge: Knowledge | None = None
+        self._exposures: dict[str, tuple[ServerState | None, ServerFailure | None, list[Exposure]]] = {}
         self._unsubscribe: Callable[[], None] | None = None
 
     def get_line_filters(self) -> Sequence[LineFilter]:
@@ -206,6 +215,19 @@ class EmConsoleApp(App[int]):
     def bulk_threshold(self) -> int:
         """From this many servers on, a change needs the server count typed."""
         return self.session.bulk_threshold if self.session else 3
+
+    def exposures(self, view: ServerView) -> list[Exposure]:
+        """The server's cells (one per CVE), assessed once per snapshot: the fleet's Exposure column
+        and the Exposure view share them, and a view that only changed its loading or busy flag
+        costs nothing."""
+        cached = self._exposures.get(view.name)
+        if cached is not None and cached[0] is view.state and cached[1] is view.failure:
+            return cached[2]
+        from emconsole.exposure import assess_fleet
+
+        cells = assess_fleet([view], self.knowledge)
+        self._exposures[view.name] = (view.state, view.failure, cells)
+        return cells
 
     def views(self) -> list[ServerView]:
         """Every server, in config order (empty before the engine is up)."""

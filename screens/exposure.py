@@ -28,7 +28,6 @@ from emconsole.exposure import (
     Exposure,
     ExposureState,
     Reason,
-    assess_fleet,
     leftover_deletions,
     remedy,
 )
@@ -158,8 +157,7 @@ class ExposureScreen(TableScreen, ServerActions):
         """One server's new snapshot: its cells are assessed again (changed cells light up)."""
         if not self.ready:
             return
-        app = self.console_app
-        for e in assess_fleet([view], app.knowledge):
+        for e in self.console_app.exposures(view):
             key = f"{e.server}{_KEY_SEP}{e.cve}"
             known = key in self.cells
             self.cells[key] = e

@@ -109,7 +109,7 @@ class FleetScreen(TableScreen, ServerActions):
         )
         from emconsole.screens.format import age as age_text
 
-        from emconsole.exposure import ExposureState, assess_fleet
+        from emconsole.exposure import ExposureState
 
         app = self.console_app
         state = view.state
@@ -130,7 +130,7 @@ class FleetScreen(TableScreen, ServerActions):
             error = Text(f"pending next EM check {ids}".rstrip(), style="cyan")
         else:
             error = Text("")
-        exposures = assess_fleet([view], knowledge)
+        exposures = app.exposures(view)
         if any(e.state is ExposureState.EXPOSED for e in exposures):
             self._exposed.add(view.name)
         else:
