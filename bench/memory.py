@@ -99,7 +99,7 @@ def hello_peak() -> float:
 
 
 def bench(quick: bool) -> Section:
-    sizes = (50, 100) if quick else (50, 500)
+    sizes = (25, 50) if quick else (50, 500)
     section = Section(f"4. Memory (console process, {sizes[0]} and {sizes[1]} servers)")
     print(f"== {section.title}", flush=True)
     baselines = {
@@ -136,7 +136,7 @@ def bench(quick: bool) -> Section:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="50 and 100 servers instead of 50 and 500")
+    parser.add_argument("--quick", action="store_true", help="25 and 50 servers instead of 50 and 500")
     bench(parser.parse_args().quick)
 
 
