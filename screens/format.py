@@ -33,16 +33,24 @@ TRUNCATE = 60
 
 
 class ViewLike(Protocol):
-    """The fields of the engine's ServerView the screens read."""
+    """The fields of the engine's ServerView the screens read (read-only: the view is frozen)."""
 
-    name: str
-    config: ServerConfig
-    state: ServerState | None
-    failure: ServerFailure | None
-    refreshed_at: datetime | None
-    loading: bool
-    busy: str | None
-    pending_check: tuple[str, ...]
+    @property
+    def name(self) -> str: ...
+    @property
+    def config(self) -> ServerConfig: ...
+    @property
+    def state(self) -> ServerState | None: ...
+    @property
+    def failure(self) -> ServerFailure | None: ...
+    @property
+    def refreshed_at(self) -> datetime | None: ...
+    @property
+    def loading(self) -> bool: ...
+    @property
+    def busy(self) -> str | None: ...
+    @property
+    def pending_check(self) -> tuple[str, ...]: ...
 
 
 def clip(value: str, limit: int = TRUNCATE) -> str:
