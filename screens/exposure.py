@@ -45,7 +45,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "protected": ("●", "green"),
     "fixed": ("✓", "green"),
 }
-_ORDER = {word: i for i, word in enumerate(WORDS)}
+_ORDER = {w: i for i, w in enumerate(WORDS)}
 STATE_COLUMN = 3
 _KEY_SEP = "\x00"
 
@@ -85,7 +85,6 @@ def fleet_cell(exposures: Sequence[Exposure], read: bool) -> Text:
         return Text(worst, style=style)
     ids = dict.fromkeys(i for e in exposures if word(e) == worst for i in e.mitigation_ids)
     return Text(f"{' '.join(ids)} {worst}", style=style)
-
 
 
 def _hidden(bindings: Iterable[BindingType]) -> list[BindingType]:

@@ -11,7 +11,7 @@ from emconsole.screens.confirm import ConfirmScreen
 from emconsole.screens.detail import ServerDetailScreen
 from emconsole.screens.exposure import ExposureScreen, word
 from emconsole.screens.fleet import FleetScreen
-from emconsole.screens.help import HelpScreen
+from emconsole.screens.help import HelpScreen, keys_of
 from emconsole.screens.results import ResultsScreen
 from textual.pilot import Pilot
 from textual.widgets import Button
@@ -83,6 +83,7 @@ async def test_every_kind_of_cell_worst_first_with_its_reason(console_lab: LabSt
         assert column == {"LAB-EX01": "protected", "LAB-EX02": "M2 at risk", "LAB-EX03": "M2 exposed",
                           "LAB-EX04": "M2 leftovers", "LAB-EX05": "M2 exposed", "LAB-EX06": "?"}
         assert "exposed 2" in screen_text(app)
+        assert ("V", "Exposure", True) in keys_of(fleet)  # in the fleet's help (and every screen's)
         fleet.grid.sort_by(EXPOSURE_COLUMN)
         await pilot.pause()
         assert fleet.grid.visible_keys[:4] == ["LAB-EX03", "LAB-EX05", "LAB-EX02", "LAB-EX04"]
@@ -197,6 +198,11 @@ async def test_leftovers_of_two_mitigations_in_one_action_then_org_em_on(console
             ("LAB-EX02", M2, "at risk"), ("LAB-EX03", M2, "at risk"), ("LAB-EX01", M2, "leftovers"),
             ("LAB-EX02", M1, "leftovers")]
 
+        # Marked cells narrow D down to their leftovers.
+        screen.grid.toggle_mark(key("LAB-EX01", M2))
+        marked = [(r.mitigation_ids, r.servers) for r in screen.leftover_requests()]
+        assert marked == [(("M2",), ("LAB-EX01",))]
+        screen.grid.toggle_mark(key("LAB-EX01", M2))
         # Every leftover shown, both mitigations, one confirm, one run, each with its backup.
         await pilot.press("D")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
