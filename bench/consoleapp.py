@@ -37,6 +37,7 @@ class Frame:
     at: float
     cursor: int | None
     filter: str | None
+    focused: str | None
 
 
 class FrameClock:
@@ -52,7 +53,8 @@ class FrameClock:
             self.terminal_bytes = getattr(self, "terminal_bytes", 0) + sent
         super()._display(screen, renderable)  # type: ignore[misc]
         if renderable is not None:
-            self.frames.append(Frame(time.perf_counter(), *self.shown(screen)))
+            focused = getattr(screen.focused, "id", None)
+            self.frames.append(Frame(time.perf_counter(), *self.shown(screen), focused))
 
     def shown(self, screen: Screen[Any]) -> tuple[int | None, str | None]:
         """The cursor row and filter the screen's table shows (the console's screens keep a ``grid``)."""
@@ -60,7 +62,7 @@ class FrameClock:
         return getattr(grid, "cursor_index", None), getattr(grid, "filter_text", None)
 
     async def keystroke(self, key: str, shows: Callable[[Frame], bool], char: str | None = None,
-                        timeout_s: float = 10.0) -> float:
+                        timeout_s: float = 60.0) -> float:
         """Seconds from posting ``key`` (typing ``char``) to the first frame for which ``shows`` is true."""
         app: Any = self
         first = len(self.frames)

@@ -47,12 +47,12 @@ TARGET_MS = 100.0
 
 async def _type(app: FrameClock, text: str, latencies: list[float]) -> None:
     """``/``, then ``text`` one character at a time (each timed to the frame showing that prefix)."""
-    await app.keystroke("slash", lambda f: True)
+    await app.keystroke("slash", lambda f: f.focused == "filter")
     for i in range(len(text)):
         prefix = text[: i + 1]
         latencies.append(await app.keystroke(_key(text[i]), lambda f, p=prefix: f.filter == p,  # type: ignore[misc]
                                              char=text[i]))
-    await app.keystroke("escape", lambda f: f.filter == "")
+    await app.keystroke("escape", lambda f: f.filter == "" and f.focused != "filter")
 
 
 def _key(char: str) -> str:

@@ -23,6 +23,8 @@ from textual.screen import ModalScreen, Screen
 from textual.worker import Worker, WorkerState
 
 if TYPE_CHECKING:
+    from textual.timer import Timer
+
     from emconsole.engine import ActionPlan, FleetEngine, OcsResult, ServerView
     from emconsole.exposure import Exposure
     from emconsole.knowledge import Knowledge
@@ -35,6 +37,8 @@ if TYPE_CHECKING:
         ServerState,
     )
 
+#: Seconds between two redraws of the top bars while servers answer (see _publish_status_soon).
+STATUS_INTERVAL = 0.1
 #: Binding actions that change servers: greyed out (check_action -> None) in read-only mode.
 CHANGE_ACTIONS = frozenset(
     {"reapply", "block", "unblock", "delete", "enable_em", "disable_em", "enable_org", "disable_org",
@@ -118,6 +122,8 @@ class EmConsoleApp(App[int]):
         self._knowledge: Knowledge | None = None
         self._exposures: dict[str, tuple[ServerState | None, ServerFailure | None, list[Exposure]]] = {}
         self._unsubscribe: Callable[[], None] | None = None
+        self._status_at = 0.0
+        self._status_timer: Timer | None = None
 
     def get_line_filters(self) -> Sequence[LineFilter]:
         """Textual's filters, then one that shows server-sent control characters instead of sending them."""
@@ -239,13 +245,27 @@ class EmConsoleApp(App[int]):
             handler = getattr(screen, "server_changed", None)
             if handler is not None:
                 handler(view)
-        self._publish_status()
+        self._publish_status_soon()
 
     def _publish_status(self) -> None:
+        if self._status_timer is not None:
+            self._status_timer.stop()
+            self._status_timer = None
+        self._status_at = time.monotonic()
         for screen in self.screen_stack:
             handler = getattr(screen, "status_changed", None)
             if handler is not None:
                 handler()
+
+    def _publish_status_soon(self) -> None:
+        """The top bars while servers answer one after another: at once, then at most every
+        STATUS_INTERVAL (a refresh of 500 servers redrew them 1,000 times, each counting every
+        server); the last change is always drawn."""
+        wait = self._status_at + STATUS_INTERVAL - time.monotonic()
+        if wait <= 0:
+            self._publish_status()
+        elif self._status_timer is None:
+            self._status_timer = self.set_timer(wait, self._publish_status)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("refresh_now", "toggle_pause") and self.engine is None:
@@ -276,7 +296,7 @@ class EmConsoleApp(App[int]):
         try:
             async for _view in engine.refresh(names):  # each view reached the screens via subscribe
                 self.refresh_done += 1
-                self._publish_status()
+                self._publish_status_soon()
         finally:
             self.refreshing = False
             self._publish_status()

@@ -81,7 +81,8 @@ class TableScreen(Screen[None]):
         """Redraw the top bar (totals, refresh state, clock, read-only badge)."""
         if not self.ready:
             return
-        self.query_one("#topbar", TopBar).update(self.top_bar())
+        # One line high (emconsole.tcss): no layout pass needed, only a repaint.
+        self.query_one("#topbar", TopBar).update(self.top_bar(), layout=False)
         self.update_status_line()
 
     def top_bar(self) -> Text:
@@ -138,7 +139,7 @@ class TableScreen(Screen[None]):
             parts.append(f"  sort: {col.label} {'▼' if grid.sort_reverse else '▲'}")
         if grid.marks:
             parts.append(f"  {len(grid.marks)} marked", style="bold magenta")
-        self.query_one("#statusline", StatusLine).update(parts)
+        self.query_one("#statusline", StatusLine).update(parts, layout=False)
         self.title = self.TITLE_TEXT + (f" — {len(grid.marks)} marked" if grid.marks else "")
 
     def on_grid_view_changed(self, event: Grid.ViewChanged) -> None:
