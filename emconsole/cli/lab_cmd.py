@@ -14,7 +14,7 @@ import threading
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from emconsole.backends.lab.configfile import PASSWORD_ENV, config_text  # config_text: used by tests too
 from emconsole.backends.lab.spec import (
@@ -30,6 +30,8 @@ from emconsole.backends.lab.spec import (
 if TYPE_CHECKING:
     from emconsole.backends.lab.fleet import LabFleet
     from emconsole.backends.lab.spec import LabSpec
+
+T = TypeVar("T")
 
 PYWINRM_TRANSPORT = {"basic": "basic", "ntlm": "ntlm", "certificate": "certificate"}
 
@@ -144,37 +146,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _given(value: T | None, current: T) -> T:
+    """The command-line value when the option was given, else the lab file's (or default) one."""
+    return current if value is None else value
+
+
 def _spec_from_args(args: argparse.Namespace) -> LabSpec:
     from emconsole.backends.lab.spec import LabSpec, load_lab_toml
 
     spec = load_lab_toml(args.lab_file) if args.lab_file else LabSpec()
-    updates: dict[str, object] = {}
-    for option, field_name in (
-        ("servers", "servers"),
-        ("seed", "seed"),
-        ("port", "first_port"),
-        ("scheme", "scheme"),
-        ("auth", "auth"),
-        ("latency_ms", "latency_ms"),
-        ("user", "username"),
-    ):
-        value = getattr(args, option)
-        if value is not None:
-            updates[field_name] = value
-    if args.faults:
-        updates["faults"] = ";".join(f for f in (spec.faults, args.faults) if f)
-    if args.refuse_unencrypted:
-        updates["allow_unencrypted"] = False
     password = args.password or os.environ.get(PASSWORD_ENV)
-    if password:
-        updates["password"] = password
     exchange = dict(spec.exchange)
     exchange.setdefault("clock_rate", "demo")
     if args.clock_rate is not None:
         exchange["clock_rate"] = args.clock_rate
     if args.block_match is not None:
         exchange["block_match"] = args.block_match
-    spec = replace(spec, **updates, exchange=exchange)
+    spec = replace(
+        spec,
+        servers=_given(args.servers, spec.servers),
+        seed=_given(args.seed, spec.seed),
+        first_port=_given(args.port, spec.first_port),
+        scheme=_given(args.scheme, spec.scheme),
+        auth=_given(args.auth, spec.auth),
+        latency_ms=_given(args.latency_ms, spec.latency_ms),
+        username=_given(args.user, spec.username),
+        faults=";".join(f for f in (spec.faults, args.faults) if f),
+        allow_unencrypted=False if args.refuse_unencrypted else spec.allow_unencrypted,
+        password=password or spec.password,
+        exchange=exchange,
+    )
     spec.validate()
     return spec
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 
@@ -130,7 +131,11 @@ class CommandContext(Protocol):
 
     def write_warning(self, text: str) -> None: ...
 
-    def write_host(self, text: str) -> None: ...
+    def now(self) -> datetime:
+        """The server's clock (the lab's virtual clock), for Get-Date and local-time conversions."""
+
+    def write_host(self, text: str, newline: bool = True) -> None:
+        """Host text, one line unless ``newline`` is False (Write-Host -NoNewline)."""
 
 
 @dataclass(frozen=True)
