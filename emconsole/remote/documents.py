@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Optional, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
@@ -48,17 +48,16 @@ def _to_int(value: Any) -> Any:
     return value
 
 
+T = TypeVar("T")
+
 Str = Annotated[str, BeforeValidator(_to_str)]
-StrList = Annotated[list[Str], BeforeValidator(_to_list)]
+ListOf = Annotated[list[T], BeforeValidator(_to_list)]  # null -> [], a lone item -> [item]
+StrList = ListOf[Str]
 OptInt = Annotated[Optional[int], BeforeValidator(_to_int)]  # noqa: UP045 (runtime alias)
 
 
 class _Doc(BaseModel):
     model_config = ConfigDict(extra="ignore")
-
-
-def _listof(model: type[Any]) -> Any:
-    return Annotated[list[model], BeforeValidator(_to_list)]  # type: ignore[valid-type]
 
 
 class Problem(_Doc):
@@ -81,7 +80,7 @@ class Envelope(_Doc):
     error: Str = ""
     computer: Str = ""
     time: Str = ""
-    problems: _listof(Problem) = []  # type: ignore[valid-type]
+    problems: ListOf[Problem] = []
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
@@ -141,7 +140,7 @@ class ConditionEntryDoc(_Doc):
 
 class ConditionsDoc(_Doc):
     logicalGrouping: Str = ""
-    entries: _listof(ConditionEntryDoc) = []  # type: ignore[valid-type]
+    entries: ListOf[ConditionEntryDoc] = []
 
 
 class ActionDoc(_Doc):
@@ -187,13 +186,13 @@ class BackupFileDoc(_Doc):
 class StatusResult(_Doc):
     server: ExchangeServerDoc | None = None
     org_enabled: bool | None = None
-    mitigations: _listof(MitigationRowDoc) = []  # type: ignore[valid-type]
+    mitigations: ListOf[MitigationRowDoc] = []
     mitigations_output: StrList = []
-    services: _listof(ServiceDoc) = []  # type: ignore[valid-type]
-    app_pools: _listof(AppPoolDoc) = []  # type: ignore[valid-type]
-    artifacts: _listof(RewriteDoc) = []  # type: ignore[valid-type]
-    events: _listof(EventDoc) = []  # type: ignore[valid-type]
-    backups: _listof(BackupFileDoc) = []  # type: ignore[valid-type]
+    services: ListOf[ServiceDoc] = []
+    app_pools: ListOf[AppPoolDoc] = []
+    artifacts: ListOf[RewriteDoc] = []
+    events: ListOf[EventDoc] = []
+    backups: ListOf[BackupFileDoc] = []
 
 
 class StatusDocument(Envelope):
@@ -237,9 +236,9 @@ class BackupDoc(_Doc):
     computer: Str = ""
     created: Str = ""
     ids: StrList = []
-    artifacts: _listof(RewriteDoc) = []  # type: ignore[valid-type]
-    services: _listof(ServiceDoc) = []  # type: ignore[valid-type]
-    app_pools: _listof(AppPoolDoc) = []  # type: ignore[valid-type]
+    artifacts: ListOf[RewriteDoc] = []
+    services: ListOf[ServiceDoc] = []
+    app_pools: ListOf[AppPoolDoc] = []
     blocked_before: StrList = []
 
 
@@ -249,8 +248,8 @@ class DeleteResult(_Doc):
     backup: BackupDoc | None = None
     removed: StrList = []
     remaining: StrList = []
-    services: _listof(ServiceDoc) = []  # type: ignore[valid-type]
-    app_pools: _listof(AppPoolDoc) = []  # type: ignore[valid-type]
+    services: ListOf[ServiceDoc] = []
+    app_pools: ListOf[AppPoolDoc] = []
     blocking: BlockingDoc | None = None
 
 
@@ -265,8 +264,8 @@ class RestoreResult(_Doc):
     restored: StrList = []
     already_present: StrList = []
     missing: StrList = []
-    services: _listof(ServiceDoc) = []  # type: ignore[valid-type]
-    app_pools: _listof(AppPoolDoc) = []  # type: ignore[valid-type]
+    services: ListOf[ServiceDoc] = []
+    app_pools: ListOf[AppPoolDoc] = []
 
 
 class RestoreDocument(Envelope):
@@ -314,7 +313,7 @@ class DiscoveredServerDoc(_Doc):
 
 
 class DiscoverResult(_Doc):
-    servers: _listof(DiscoveredServerDoc) = []  # type: ignore[valid-type]
+    servers: ListOf[DiscoveredServerDoc] = []
 
 
 class DiscoverDocument(Envelope):
