@@ -254,50 +254,34 @@ def _set_pool(state: str, command: str) -> Any:
 
 def specs() -> list[CmdletSpec]:
     config = (ParamSpec("PSPath"), ParamSpec("Filter", position=0), ParamSpec("Location"))
+    name, value = ParamSpec("Name", mandatory=True), ParamSpec("Value", mandatory=True)
+    at_element, at_index = ParamSpec("AtElement"), ParamSpec("AtIndex")
+    force = ParamSpec("Force", switch=True)
+    pool_params = (
+        ParamSpec("Name", position=0, mandatory=True, pipeline=True),
+        ParamSpec("Passthru", switch=True),
+    )
     return [
         CmdletSpec(
             "Get-WebConfiguration", get_web_configuration, (*config, ParamSpec("Recurse", switch=True))
         ),
-        CmdletSpec(
-            "Get-WebConfigurationProperty",
-            get_web_configuration_property,
-            (*config, ParamSpec("Name", mandatory=True)),
-        ),
+        CmdletSpec("Get-WebConfigurationProperty", get_web_configuration_property, (*config, name)),
         CmdletSpec(
             "Remove-WebConfigurationProperty",
             remove_web_configuration_property,
-            (
-                *config,
-                ParamSpec("Name", mandatory=True),
-                ParamSpec("AtElement"),
-                ParamSpec("AtIndex"),
-                ParamSpec("Force", switch=True),
-            ),
+            (*config, name, at_element, at_index, force),
             should_process=True,
         ),
         CmdletSpec(
             "Add-WebConfigurationProperty",
             add_web_configuration_property,
-            (
-                *config,
-                ParamSpec("Name", mandatory=True),
-                ParamSpec("Value", mandatory=True),
-                ParamSpec("AtIndex"),
-                ParamSpec("Force", switch=True),
-            ),
+            (*config, name, value, at_index, force),
             should_process=True,
         ),
         CmdletSpec(
             "Set-WebConfigurationProperty",
             set_web_configuration_property,
-            (
-                *config,
-                ParamSpec("Name", mandatory=True),
-                ParamSpec("Value", mandatory=True),
-                ParamSpec("AtElement"),
-                ParamSpec("AtIndex"),
-                ParamSpec("Force", switch=True),
-            ),
+            (*config, name, value, at_element, at_index, force),
             should_process=True,
         ),
         CmdletSpec(
@@ -306,22 +290,13 @@ def specs() -> list[CmdletSpec]:
         CmdletSpec(
             "Get-WebAppPoolState", get_web_app_pool_state, (ParamSpec("Name", position=0, pipeline=True),)
         ),
-        CmdletSpec(
-            "Start-WebAppPool",
-            _set_pool("Started", "StartAppPoolCommand"),
-            (
-                ParamSpec("Name", position=0, mandatory=True, pipeline=True),
-                ParamSpec("Passthru", switch=True),
-            ),
-            should_process=True,
-        ),
-        CmdletSpec(
-            "Stop-WebAppPool",
-            _set_pool("Stopped", "StopAppPoolCommand"),
-            (
-                ParamSpec("Name", position=0, mandatory=True, pipeline=True),
-                ParamSpec("Passthru", switch=True),
-            ),
-            should_process=True,
+        *(
+            CmdletSpec(
+                f"{verb}-WebAppPool",
+                _set_pool(state, f"{verb}AppPoolCommand"),
+                pool_params,
+                should_process=True,
+            )
+            for verb, state in (("Start", "Started"), ("Stop", "Stopped"))
         ),
     ]

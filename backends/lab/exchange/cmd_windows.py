@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -115,35 +115,43 @@ def get_service(ctx: CommandContext, params: dict[str, Any], pipeline: list[Any]
     return [server.windows.service_object(s, ".") for s in services]
 
 
-def start_service(ctx: CommandContext, params: dict[str, Any], pipeline: list[Any]) -> Iterable[Any]:
+def _each_service(
+    ctx: CommandContext,
+    params: dict[str, Any],
+    pipeline: list[Any],
+    command: str,
+    change: Callable[[LabServer, Service], bool],
+) -> list[Any]:
+    """``change`` every named service; with -PassThru, the services it changed are the output."""
     server = lab_server(ctx)
     out = []
-    for service in _find_services(ctx, server, _names(params, pipeline), "StartServiceCommand"):
-        if _start(ctx, server, service, "StartServiceCommand") and params.get("PassThru"):
+    for service in _find_services(ctx, server, _names(params, pipeline), command):
+        if change(server, service) and params.get("PassThru"):
             out.append(server.windows.service_object(service, "."))
     return out
+
+
+def start_service(ctx: CommandContext, params: dict[str, Any], pipeline: list[Any]) -> Iterable[Any]:
+    command = "StartServiceCommand"
+    return _each_service(ctx, params, pipeline, command, lambda server, s: _start(ctx, server, s, command))
 
 
 def stop_service(ctx: CommandContext, params: dict[str, Any], pipeline: list[Any]) -> Iterable[Any]:
-    server = lab_server(ctx)
-    out = []
-    for service in _find_services(ctx, server, _names(params, pipeline), "StopServiceCommand"):
-        if _stop(ctx, server, service, bool(params.get("Force")), "StopServiceCommand") and params.get(
-            "PassThru"
-        ):
-            out.append(server.windows.service_object(service, "."))
-    return out
+    command, force = "StopServiceCommand", bool(params.get("Force"))
+    return _each_service(
+        ctx, params, pipeline, command, lambda server, s: _stop(ctx, server, s, force, command)
+    )
 
 
 def restart_service(ctx: CommandContext, params: dict[str, Any], pipeline: list[Any]) -> Iterable[Any]:
-    server = lab_server(ctx)
-    out = []
-    for service in _find_services(ctx, server, _names(params, pipeline), "RestartServiceCommand"):
-        if not _stop(ctx, server, service, bool(params.get("Force")), "RestartServiceCommand"):
-            continue
-        if _start(ctx, server, service, "RestartServiceCommand") and params.get("PassThru"):
-            out.append(server.windows.service_object(service, "."))
-    return out
+    command, force = "RestartServiceCommand", bool(params.get("Force"))
+    return _each_service(
+        ctx,
+        params,
+        pipeline,
+        command,
+        lambda server, s: _stop(ctx, server, s, force, command) and _start(ctx, server, s, command),
+    )
 
 
 def set_service(ctx: CommandContext, params: dict[str, Any], pipeline: list[Any]) -> Iterable[Any]:
