@@ -165,10 +165,19 @@ def _requests(spec: ActionSpec, args: argparse.Namespace, config: Config, engine
 # --------------------------------------------------------------------------- printing
 
 
+def _servers(plans: list[ActionPlan]) -> list[str]:
+    """The servers the plans change (one action may be several plans of one kind)."""
+    return sorted({s.server for p in plans for s in p.steps})
+
+
+def _ids(plans: list[ActionPlan]) -> list[str]:
+    return sorted({i for p in plans for i in p.request.mitigation_ids})
+
+
 def _print_plan(plans: list[ActionPlan], show_script: bool, out: TextIO) -> None:
-    servers = sorted({s.server for p in plans for s in p.steps})
+    servers = _servers(plans)
     first = plans[0].request
-    ids = sorted({i for p in plans for i in p.request.mitigation_ids})
+    ids = _ids(plans)
     what = first.kind.value + (f" {', '.join(ids)}" if ids else "")
     scope = "the organisation" if first.scope.value == "org" else f"{len(servers)} server(s)"
     print(f"Plan: {what} on {scope}", file=out)
@@ -206,27 +215,22 @@ def _outcome_table(outcomes: list[ActionOutcome]) -> Table:
 
 def _doc(spec: ActionSpec, args: argparse.Namespace, plans: list[ActionPlan], outcomes: list[ActionOutcome],
          executed: bool, unread: Mapping[str, ServerFailure | None] | None = None) -> ActionDoc:
-    from emconsole.cli.jsonout import ActionDoc, ErrorOut, OutcomeOut, SkippedOut, StepOut
+    from emconsole.cli.jsonout import ActionDoc, OutcomeOut, SkippedOut, StepOut, error_out
 
     first = plans[0].request if plans else None
     unread = unread or {}
-
-    def read_error(server: str) -> ErrorOut | None:
-        failure = unread.get(server)
-        return ErrorOut(kind=failure.kind, message=failure.message) if failure else None
-
     return ActionDoc(
         action=spec.name, scope=first.scope.value if first else "server",
-        mitigation_ids=sorted({i for p in plans for i in p.request.mitigation_ids}),
+        mitigation_ids=_ids(plans),
         backup_id=getattr(args, "backup_id", None), dry_run=args.dry_run, executed=executed,
         steps=[StepOut(server=s.server, summary=s.summary, script=s.script_text if args.show_script else None,
                        script_sha256=s.script.sha256) for p in plans for s in p.steps],
-        skipped=[SkippedOut(server=n, reason=r, error=read_error(n)) for p in plans for n, r in p.skipped],
+        skipped=[SkippedOut(server=n, reason=r, error=error_out(unread.get(n)))
+                 for p in plans for n, r in p.skipped],
         outcomes=[OutcomeOut(server=o.server, status=o.status, detail=o.detail,
                              duration_s=round(o.duration, 3),
                              backup_id=str(o.backup.get("backup_id")) if o.backup else None,
-                             error=ErrorOut(kind=o.failure.kind, message=o.failure.message)
-                             if o.failure else None) for o in outcomes],
+                             error=error_out(o.failure)) for o in outcomes],
         ok=executed and all(o.status.value == "done" for o in outcomes)
         and not any(n for p in plans for n, _ in p.skipped if n in unread),
     )
@@ -280,7 +284,7 @@ def _run(spec: ActionSpec, args: argparse.Namespace) -> int:
                 if as_json:
                     write_json(_doc(spec, args, plans, [], False, unread))
                 return 0
-            count = len({s.server for p in plans for s in p.steps})
+            count = len(_servers(plans))
             if not args.yes and not _confirm(count, config.bulk_confirm_threshold):
                 print("not confirmed: nothing was changed", file=sys.stderr)
                 return NOT_CONFIRMED

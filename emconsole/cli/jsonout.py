@@ -22,6 +22,7 @@ from emconsole.models import (
     MitigationKind,
     MitigationStatus,
     OutcomeStatus,
+    ServerFailure,
     ServerState,
 )
 from emconsole.monitoring import FindingCode
@@ -50,6 +51,11 @@ class _Doc(_Out):
 class ErrorOut(_Out):
     kind: FailureKind
     message: str
+
+
+def error_out(failure: ServerFailure | None) -> ErrorOut | None:
+    """A failure as every document shows it: its kind and message, nothing when there is none."""
+    return None if failure is None else ErrorOut(kind=failure.kind, message=failure.message)
 
 
 class EmOut(_Out):
@@ -133,7 +139,7 @@ def server_out(view: Any, knowledge: Knowledge, *, events: int | None = None) ->
     common: dict[str, Any] = {
         "name": view.name, "host": view.config.host, "tags": dict(view.config.tags),
         "reachable": failure is None and state is not None,
-        "error": None if failure is None else ErrorOut(kind=failure.kind, message=failure.message),
+        "error": error_out(failure),
         "refreshed_at": view.refreshed_at, "pending_check": list(getattr(view, "pending_check", ())),
     }
     if state is None:

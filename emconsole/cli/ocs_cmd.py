@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 @common.guarded()
 def run(args: argparse.Namespace) -> int:
-    from emconsole.cli.jsonout import ErrorOut, OcsDoc, OcsOut
+    from emconsole.cli.jsonout import OcsDoc, OcsOut, error_out
 
     config = common.load(args)
     names = [s.name for s in common.selected(args, config)]
@@ -51,9 +51,7 @@ def run(args: argparse.Namespace) -> int:
     results = common.run_async(test())
     if args.format == "json":
         write_json(OcsDoc(results=[
-            OcsOut(server=r.server, reachable=r.ok, message=r.message,
-                   error=None if r.failure is None else ErrorOut(kind=r.failure.kind,
-                                                                 message=r.failure.message))
+            OcsOut(server=r.server, reachable=r.ok, message=r.message, error=error_out(r.failure))
             for r in results]))
     else:
         table = Table(["SERVER", "OCS", "MESSAGE"])
