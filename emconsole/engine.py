@@ -15,17 +15,18 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from emconsole.audit import UNKNOWN_OUTCOME, AuditLog
 from emconsole.backends.base import Backend, BackendFailure, RawResult
 from emconsole.commandlog import CommandLog, CommandLogEntry
 from emconsole.config import Config, ServerConfig
-from emconsole.knowledge import Knowledge
+from emconsole.knowledge import CatalogueEntry, Knowledge
 from emconsole.models import (
     ActionKind,
     ActionOutcome,
@@ -51,6 +52,7 @@ _SINGLE_WRITES = {ActionKind.BLOCK, ActionKind.UNBLOCK, ActionKind.ENABLE, Actio
 _REPORTED_BY_OUTCOME = {"changed_since_read", "backup_exists", "backup_not_found"}
 
 
+T = TypeVar("T")
 StateReader = Callable[[documents.StatusDocument, ServerConfig], ServerState]
 
 
@@ -116,6 +118,35 @@ def _now() -> datetime:
 
 def _first_line(text: str) -> str:
     return next((line.strip() for line in text.splitlines() if line.strip()), "")[:300]
+
+
+def _services_and_pools(entries: Iterable[CatalogueEntry]) -> tuple[list[str], list[str]]:
+    """The services and app pools these mitigations change (what a status or delete script reads)."""
+    services, pools = [], []
+    for entry in entries:
+        for art in entry.artifacts:
+            if art.kind is ArtifactKind.SERVICE:
+                services.append(art.name)
+            elif art.kind is ArtifactKind.APP_POOL:
+                pools.append(art.name)
+    return services, pools
+
+
+async def _as_completed(jobs: list[Coroutine[Any, Any, T]]) -> AsyncGenerator[T, None]:
+    """Run the jobs concurrently and yield each result as soon as it is ready.
+
+    Closing it early (use it under ``aclosing``, so that happens at once) cancels the rest and waits
+    for them to unwind: a cancelled read stops at its next poll, a cancelled change still writes its
+    audit result.
+    """
+    tasks = [asyncio.ensure_future(job) for job in jobs]
+    try:
+        for next_done in asyncio.as_completed(tasks):
+            yield await next_done
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class FleetEngine:
@@ -221,13 +252,7 @@ class FleetEngine:
         return results.server_state(doc, server.name, self.knowledge.catalogue)
 
     def _status_script(self, server: ServerConfig) -> RemoteScript:
-        services, pools = [], []
-        for entry in self.knowledge.catalogue.entries:
-            for art in entry.artifacts:
-                if art.kind is ArtifactKind.SERVICE:
-                    services.append(art.name)
-                elif art.kind is ArtifactKind.APP_POOL:
-                    pools.append(art.name)
+        services, pools = _services_and_pools(self.knowledge.catalogue.entries)
         return scripts.build_status(server.name, server.ems.value, services, pools)
 
     async def _read_state(self, name: str) -> ServerView:
@@ -263,14 +288,11 @@ class FleetEngine:
         async with self._refresh_lock:
             for name in targets:
                 self._set(name, loading=True)
-            tasks = [asyncio.ensure_future(self._read_state(name)) for name in targets]
             try:
-                for next_done in asyncio.as_completed(tasks):
-                    yield await next_done
+                async with aclosing(_as_completed([self._read_state(name) for name in targets])) as views:
+                    async for view in views:
+                        yield view
             finally:
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
                 for name in targets:
                     if self._views[name].loading:
                         self._set(name, loading=False)
@@ -305,13 +327,9 @@ class FleetEngine:
             ok = True if verdict.lower().startswith("success") else False if verdict else None
             return OcsResult(name, ok, message or verdict or "no result printed")
 
-        tasks = [asyncio.ensure_future(one(n)) for n in self._select(names)]
-        try:
-            for next_done in asyncio.as_completed(tasks):
-                yield await next_done
-        finally:
-            for task in tasks:
-                task.cancel()
+        async with aclosing(_as_completed([one(n) for n in self._select(names)])) as results:
+            async for result in results:
+                yield result
 
     # ------------------------------------------------------------------ plan
     def _refuse_if_read_only(self) -> None:
@@ -409,14 +427,8 @@ class FleetEngine:
             return PlannedStep(server.name, script.text, f"unblock {label} on {server.name} "
                                f"(removes {', '.join(remove)})", script, ids)
         if kind is ActionKind.DELETE:
-            services, pools = [], []
-            for mid in ids:
-                entry = self.knowledge.catalogue.get(mid)
-                for art in entry.artifacts if entry else ():
-                    if art.kind is ArtifactKind.SERVICE:
-                        services.append(art.name)
-                    elif art.kind is ArtifactKind.APP_POOL:
-                        pools.append(art.name)
+            entries = (self.knowledge.catalogue.get(mid) for mid in ids)
+            services, pools = _services_and_pools(e for e in entries if e)
             backup = validate.new_backup_id()
             block_ids = self._block_ids(ids, state) if request.also_block else []
             script = scripts.build_delete(server.name, ems, ids, backup, services=services, app_pools=pools,
@@ -431,13 +443,10 @@ class FleetEngine:
     async def execute(self, plan: ActionPlan) -> AsyncIterator[ActionOutcome]:
         """Run every step (audit intent -> run -> verify -> audit result); yields outcomes as they end."""
         self._refuse_if_read_only()
-        tasks = [asyncio.ensure_future(self._execute_step(plan.request, step)) for step in plan.steps]
-        try:
-            for next_done in asyncio.as_completed(tasks):
-                yield await next_done
-        finally:
-            for task in tasks:
-                task.cancel()
+        steps = [self._execute_step(plan.request, step) for step in plan.steps]
+        async with aclosing(_as_completed(steps)) as outcomes:
+            async for outcome in outcomes:
+                yield outcome
 
     def _lock(self, name: str) -> asyncio.Lock:
         return self._change_locks.setdefault(name, asyncio.Lock())
