@@ -114,6 +114,22 @@ class AuditLog:
             finally:
                 os.close(fd)
 
+    def _record(self, kind: str, record_id: str, target: str, action: str, **fields: Any) -> None:
+        """An intent or result: what both carry (who, when, which process, what), then its own fields."""
+        self._append(
+            {
+                "schema": SCHEMA,
+                "kind": kind,
+                "id": record_id,
+                "time": datetime.now(timezone.utc).isoformat(),
+                "operator": operator_name(),
+                "pid": os.getpid(),
+                "target": target,
+                "action": action,
+                **fields,
+            }
+        )
+
     def intent(
         self,
         *,
@@ -125,20 +141,14 @@ class AuditLog:
     ) -> str:
         """Record (flushed and fsync'd) that a change is about to be sent; returns its id."""
         intent_id = uuid.uuid4().hex
-        self._append(
-            {
-                "schema": SCHEMA,
-                "kind": "intent",
-                "id": intent_id,
-                "time": datetime.now(timezone.utc).isoformat(),
-                "operator": operator_name(),
-                "pid": os.getpid(),
-                "target": target,
-                "action": action,
-                "mitigation_ids": list(mitigation_ids),
-                "script_sha256": script_sha256,
-                "details": dict(details or {}),
-            }
+        self._record(
+            "intent",
+            intent_id,
+            target,
+            action,
+            mitigation_ids=list(mitigation_ids),
+            script_sha256=script_sha256,
+            details=dict(details or {}),
         )
         self._pending.add(intent_id)
         return intent_id
@@ -155,21 +165,15 @@ class AuditLog:
         action: str = "",
     ) -> None:
         """Record how the change identified by ``intent_id`` ended."""
-        self._append(
-            {
-                "schema": SCHEMA,
-                "kind": "result",
-                "id": intent_id,
-                "time": datetime.now(timezone.utc).isoformat(),
-                "operator": operator_name(),
-                "pid": os.getpid(),
-                "target": target,
-                "action": action,
-                "outcome": outcome,
-                "duration_s": round(duration_s, 3),
-                "detail": detail,
-                "backups": [dict(b) for b in backups],
-            }
+        self._record(
+            "result",
+            intent_id,
+            target,
+            action,
+            outcome=outcome,
+            duration_s=round(duration_s, 3),
+            detail=detail,
+            backups=[dict(b) for b in backups],
         )
         self._pending.discard(intent_id)
 
