@@ -120,6 +120,11 @@ def _build(operation: str, identity: str, bindings: list[tuple[str, str]]) -> Re
     return RemoteScript(operation, schema, identity, text)
 
 
+def _shell(ems: str, needed: bool = True) -> list[tuple[str, str]]:
+    """How the script loads the Exchange shell, and whether this run needs it at all."""
+    return [("Ems", quote(validate.ems_mode(ems))), ("NeedEms", quote_bool(needed))]
+
+
 def build_status(
     identity: str,
     ems: str,
@@ -140,8 +145,7 @@ def build_status(
         "status",
         name,
         [
-            ("Ems", quote(validate.ems_mode(ems))),
-            ("NeedEms", quote_bool(True)),
+            *_shell(ems),
             ("Services", quote_array(svcs)),
             ("AppPools", quote_array(pools)),
             ("MaxEvents", str(max_events)),
@@ -188,7 +192,7 @@ def _block_or_unblock(
     mode: str, identity: str, ems: str, ids: Iterable[str], expected: Iterable[str]
 ) -> RemoteScript:
     name = validate.identity(identity)
-    bindings = [("Ems", quote(validate.ems_mode(ems))), ("NeedEms", quote_bool(True))]
+    bindings = _shell(ems)
     block = _blocking(mode, expected, ids, "block")
     if block[2][1] == "@()":
         raise validate.InvalidInput("mitigation IDs", [], f"{mode} needs at least one ID")
@@ -224,8 +228,7 @@ def build_delete(
     if not match_ids:
         raise validate.InvalidInput("mitigation IDs", [], "delete needs at least one ID")
     bindings = [
-        ("Ems", quote(validate.ems_mode(ems))),
-        ("NeedEms", quote_bool(bool(block))),
+        *_shell(ems, needed=bool(block)),
         ("Ids", quote_array(match_ids)),
         ("BackupId", quote(validate.backup_id(backup_id))),
         (
@@ -264,8 +267,7 @@ def build_set_enabled(identity: str, ems: str, scope: str, enabled: bool) -> Rem
         "set_enabled",
         validate.identity(identity),
         [
-            ("Ems", quote(validate.ems_mode(ems))),
-            ("NeedEms", quote_bool(True)),
+            *_shell(ems),
             ("Scope", quote(scope)),
             ("Enabled", quote_bool(enabled)),
         ],
@@ -277,10 +279,7 @@ def build_test_ocs(identity: str, ems: str) -> RemoteScript:
     return _build(
         "test_ocs",
         validate.identity(identity),
-        [
-            ("Ems", quote(validate.ems_mode(ems))),
-            ("NeedEms", quote_bool(True)),
-        ],
+        _shell(ems),
     )
 
 
@@ -289,8 +288,5 @@ def build_discover(identity: str, ems: str) -> RemoteScript:
     return _build(
         "discover",
         validate.identity(identity),
-        [
-            ("Ems", quote(validate.ems_mode(ems))),
-            ("NeedEms", quote_bool(True)),
-        ],
+        _shell(ems),
     )
