@@ -66,11 +66,6 @@ class PasswordSource:
             self._cache[key] = value
             return value
 
-    def forget(self) -> None:
-        """Drop every cached password (after an authentication failure, for example)."""
-        with self._lock:
-            self._cache.clear()
-
     def _resolve(self, password_from: str, username: str, server: str) -> str:
         method, _, arg = password_from.partition(":")
         if method == "env" and arg:

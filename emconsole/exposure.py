@@ -63,14 +63,6 @@ class Reason(str, Enum):
     FIX_UNKNOWN = "fix_unknown"
 
 
-#: Reasons that put a protected server at risk (EM would not restore a lost artifact).
-AT_RISK_REASONS = (
-    Reason.EM_OFF_ORG,
-    Reason.EM_OFF_SERVER,
-    Reason.BLOCKED,
-    Reason.SERVICE_STOPPED,
-    Reason.OCS_UNREACHABLE,
-)
 _ORDER = {r: i for i, r in enumerate(Reason)}
 
 

@@ -26,7 +26,6 @@ from winrm.exceptions import (
 from emconsole.models import FailureKind, ServerFailure
 
 # WSManFault codes (MS-WSMV / winrm.h).
-FAULT_TIMED_OUT = 2150858793  # OperationTimeout elapsed with no output: Receive again
 FAULT_INVALID_SELECTORS = 2150858843  # the shell is unknown (expired, or the service restarted)
 FAULT_SHELL_QUOTA = 2150859173  # ERROR_WSMAN_QUOTA_MAX_SHELLS
 FAULT_OPERATIONS_QUOTA = 2150859174  # ERROR_WSMAN_QUOTA_MAX_OPERATIONS

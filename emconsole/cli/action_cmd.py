@@ -20,7 +20,6 @@ from emconsole.cli.render import Table, clean, is_terminal, write_json, write_ta
 
 if TYPE_CHECKING:
     from emconsole.cli.jsonout import ActionDoc
-    from emconsole.config import Config
     from emconsole.engine import ActionPlan, FleetEngine
     from emconsole.models import ActionOutcome, ActionRequest, ServerFailure
 
@@ -132,7 +131,7 @@ def for_command(name: str) -> ActionCommand:
 # --------------------------------------------------------------------------- requests
 
 
-def _requests(spec: ActionSpec, args: argparse.Namespace, config: Config, engine: FleetEngine,
+def _requests(spec: ActionSpec, args: argparse.Namespace, engine: FleetEngine,
               names: list[str]) -> list[ActionRequest]:
     from emconsole.models import ActionKind, ActionRequest, ActionScope
 
@@ -265,7 +264,7 @@ def _run(spec: ActionSpec, args: argparse.Namespace) -> int:
                 engine.plan(ActionRequest(kind=ActionKind.REAPPLY, servers=(names[0],)))
             views = await common.refresh(engine, names)
             unread = {v.name: v.failure for v in views if v.failure is not None or v.state is None}
-            requests = _requests(spec, args, config, engine, names)
+            requests = _requests(spec, args, engine, names)
             if not requests:
                 print("emconsole: nothing to do: no leftovers on the selected servers", file=sys.stderr)
                 if as_json:

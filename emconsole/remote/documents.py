@@ -336,14 +336,6 @@ SCHEMAS: dict[str, tuple[int, type[Envelope]]] = {
 _START = re.compile(r'\{\s*"schema"\s*:')
 
 
-def _encloses(decoder: json.JSONDecoder, text: str, outer: int, inner: int) -> bool:
-    try:
-        _value, end = decoder.raw_decode(text, outer)
-    except json.JSONDecodeError:
-        return False
-    return end > inner
-
-
 def extract_document(stdout: str | bytes) -> dict[str, Any]:
     """The last complete ``{"schema": ...}`` object in the output (banners and trailing noise allowed)."""
     raw = stdout.decode("utf-8", errors="replace") if isinstance(stdout, bytes) else stdout

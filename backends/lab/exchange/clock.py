@@ -60,6 +60,3 @@ class VirtualClock:
             self._offset += delta
         return self.now()
 
-    def lab_seconds(self, wall_seconds: float) -> float:
-        """How many lab seconds pass in ``wall_seconds`` of wall time (0 on a manual clock)."""
-        return wall_seconds * (self._rate or 0.0)

@@ -30,7 +30,6 @@ ORGANIZATION_CONFIG = (
     "Microsoft.Exchange.Data.Directory.Management.OrganizationConfig",
     *EXCHANGE_SERVER[1:],
 )
-BLOCK_MATCH_MODES = ("short", "full")
 
 
 def value_object(type_name: str, text: str, properties: dict[str, Any] | None = None) -> PSObject:

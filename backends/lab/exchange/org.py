@@ -87,10 +87,6 @@ class LabServer:
     def service_stopped(self) -> None:
         self.next_run = None
 
-    def start_em(self) -> None:
-        self.windows.start(EM_SERVICE)
-        self.service_started()
-
     def run_due(self, now: datetime) -> int:
         """Run every check due up to ``now`` (each at its own scheduled time)."""
         runs = 0

@@ -70,9 +70,6 @@ class Session:
         """``set_variable(name, value)`` for ``key = name.lower()``."""
         self._variables[key] = (name, value)
 
-    def has_variable(self, name: str) -> bool:
-        return name.lower() in self._variables
-
     def get_env(self, name: str) -> str | None:
         entry = self._env.get(name.lower())
         return None if entry is None else entry[1]
