@@ -74,10 +74,6 @@ class Backend(Protocol):
         """Run ``script`` on ``server`` within ``deadline_s`` seconds, or raise ``BackendFailure``."""
         ...
 
-    def close_server(self, name: str) -> None:
-        """Forget the server's shell and session (config changed, server removed)."""
-        ...
-
     def close(self) -> None:
         """Close every shell and session; waits for pending cleanups."""
         ...

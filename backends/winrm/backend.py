@@ -92,12 +92,6 @@ class WinRMBackend:
                                  stdout=result.stdout, stderr=result.stderr, exit_code=result.exit_code)
         return result
 
-    def close_server(self, name: str) -> None:
-        with self._mutex:
-            session = self._sessions.pop(name, None)
-        if session is not None:
-            session.close()
-
     def close(self) -> None:
         with self._mutex:
             sessions, self._sessions = list(self._sessions.values()), {}
