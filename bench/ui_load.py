@@ -8,7 +8,7 @@ frame.
 
 - Fleet screen, during the first refresh of 500 servers: cursor moves (down/up) and typing a filter
   (``/`` then ``EX1``, escape); the same keys again once the refresh is over (the baseline: the
-  same console, idle).
+  same console, idle: its periodic refresh paused).
 - Mitigation list holding 5,000 rows: the lab's rows for its 500 servers, shown again under copied
   server names (``LAB-EX001~2``...) until there are 5,000; typing a filter character by character.
   Baselines: the same filter in a plain Textual ``DataTable`` app that rebuilds its rows on each
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import tempfile
 import time
 from dataclasses import dataclass, field, replace
@@ -31,7 +32,7 @@ from typing import Any, ClassVar
 from consoleapp import FrameClock, FramedConsole, running_console, wait_refreshed
 from emconsole.screens.grid import Grid, compile_filter
 from emconsole.screens.matrix import MitigationListScreen
-from labproc import running_lab
+from labproc import running_lab, system_busy_s
 from report import Section, fmt_ratio, pct
 from rich.text import Text
 from textual.app import App, ComposeResult
@@ -151,6 +152,9 @@ def _ms(values: list[float], q: float) -> str:
 class Measured:
     refresh_s: float = 0.0
     fps: float = 0.0
+    console_busy: float = 0.0
+    lab_busy: float = 0.0
+    others: float = 0.0
     rounds: int = 0
     load_cursor: list[float] = field(default_factory=list)
     load_filter: list[float] = field(default_factory=list)
@@ -174,14 +178,19 @@ async def measure(servers: int, mitigation_rows: int, list_rounds: int) -> Measu
             running_lab(servers, 20.0, Path(tmp)) as lab:
         async with running_console(lab.config) as (app, _pilot):
             started = time.perf_counter()
+            sys0, lab0, me0 = system_busy_s(), lab.cpu_s(), time.process_time()
             frames0 = len(app.frames)
             rounds = 0
             while app.refreshing:
                 await key_round(app, load_cursor, load_filter)
                 rounds += 1
             refresh_s = time.perf_counter() - started
+            me, lab_cpu = time.process_time() - me0, lab.cpu_s() - lab0
+            out.others = max(0.0, system_busy_s() - sys0 - me - lab_cpu) / refresh_s
+            out.console_busy, out.lab_busy = me / refresh_s, lab_cpu / refresh_s
             fps = (len(app.frames) - frames0) / refresh_s
             await wait_refreshed(app)
+            app.action_toggle_pause()  # no periodic refresh from here on: the idle baseline stays idle
             for _ in range(max(3, min(rounds, 10))):
                 await key_round(app, idle_cursor, idle_filter)
             await fill_mitigations(app, mitigation_rows)
@@ -223,7 +232,9 @@ def bench(quick: bool) -> Section:
     section.table(["keystroke", "during refresh: n", "p50 ms", "p95 ms", "idle: n", "p50 ms", "p95 ms",
                    "p50 load/idle"], rows)
     section.note(f"The refresh of {servers} servers with keys being typed took {refresh_s:.1f} s, "
-                 f"{fps:.0f} frames/s were drawn meanwhile.")
+                 f"{fps:.0f} frames/s were drawn meanwhile; the console process used {m.console_busy:.2f} "
+                 f"cores, the lab {m.lab_busy:.2f}, other processes on the machine {m.others:.2f} "
+                 f"(of {os.cpu_count()}).")
     rows = [
         [f"console mitigation list ({shown_rows} rows)", f"{len(list_filter)}", _ms(list_filter, 0.5),
          _ms(list_filter, 0.95), f"{1000 * max(list_filter):.0f}", ""],

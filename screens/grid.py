@@ -343,12 +343,19 @@ class Grid(ScrollView, can_focus=True):
         return self._index.get(self.cursor_key or "", 0)
 
     def move_cursor(self, key: str) -> None:
-        """Put the cursor on a row if it is visible."""
+        """Put the cursor on a row if it is visible; without a scroll only its old and new lines are
+        drawn again (a whole-table repaint made a cursor move cost ~50 ms)."""
         self._recompute()
         if key in self._index:
+            old = self._index.get(self.cursor_key or "")
+            top = self.scroll_offset
             self.cursor_key = key
             self._scroll_cursor_into_view()
-            self.refresh()
+            if old is None or self.scroll_offset != top:
+                self.refresh()
+            else:
+                self.refresh_line(old + 1)
+                self.refresh_line(self._index[key] + 1)
             self.post_message(self.CursorMoved(self, key))
 
     # ----- actions ------------------------------------------------------------------------------

@@ -52,3 +52,24 @@ async def test_server_text_is_never_markup() -> None:
         grid.set_row("x", [Text("[bold]EX1[/]"), "[red"])
         await pilot.pause()
         assert "[bold]EX1[/]" in _text(app) and "[red" in _text(app)
+
+
+async def test_cursor_move_redraws_the_old_and_the_new_line() -> None:
+    """A move repaints only the two lines it changes; a move that scrolls repaints the table."""
+    app = GridApp()
+    async with app.run_test(size=(40, 5)) as pilot:  # header + 4 rows on screen
+        grid = app.query_one(Grid)
+        for i in range(8):
+            grid.set_row(f"EX{i}", [f"EX{i}", "ok"])
+        grid.focus()
+        await pilot.pause()
+        await pilot.press("down", "down")
+        cursor_lines = [line for line in _text(app).splitlines() if "▶" in line]
+        assert len(cursor_lines) == 1 and "EX2" in cursor_lines[0]
+        await pilot.press("down", "down", "down")  # EX5: past the last row on screen
+        lines = _text(app).splitlines()
+        assert [line for line in lines if "▶" in line] == [next(line for line in lines if "EX5" in line)]
+        assert not any("EX0" in line for line in lines)
+        await pilot.press("up")
+        cursor_lines = [line for line in _text(app).splitlines() if "▶" in line]
+        assert len(cursor_lines) == 1 and "EX4" in cursor_lines[0]
