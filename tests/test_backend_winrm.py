@@ -85,3 +85,21 @@ def test_missing_extra_is_named() -> None:
     with pytest.raises(BackendFailure, match=r"emconsole\[credssp\]"):
         make_protocol(ConnectionSettings(name="EX01", host="h", port=5986, scheme="https",
                                          transport="credssp", username="u", password="p"))
+
+
+def test_no_proxy_means_no_environment_per_request() -> None:
+    """proxy None: requests stops reading proxy variables and ~/.netrc on each request (CPU, and a
+    netrc password must never reach a certificate logon); the environment proxy setting keeps them."""
+    lab = start_lab(servers=1)
+    try:
+        server = lab_servers(lab.fleet)[0]
+        for proxy, reads_environment in ((None, False), ("legacy_requests", True)):
+            proto = make_protocol(ConnectionSettings(name=server.name, host=server.host, port=server.port,
+                                                     username=lab.fleet.spec.username,
+                                                     password=lab.fleet.spec.password, proxy=proxy))
+            shell = proto.open_shell()
+            assert proto.transport.session is not None
+            assert proto.transport.session.trust_env is reads_environment
+            proto.close_shell(shell)
+    finally:
+        lab.stop()
