@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 from consoleapp import FrameClock, FramedConsole, running_console, wait_refreshed
 from emconsole.screens.grid import Grid, compile_filter
 from emconsole.screens.matrix import MitigationListScreen
-from labproc import running_lab, system_busy_s
+from labproc import Lab, running_lab, system_busy_s
 from report import Section, fmt_ratio, pct
 from rich.text import Text
 from textual.app import App, ComposeResult
@@ -149,63 +149,69 @@ def _ms(values: list[float], q: float) -> str:
 
 
 @dataclass
-class Measured:
-    refresh_s: float = 0.0
+class KeyPhase:
+    """Keys typed on the fleet screen while something happens (or nothing: idle)."""
+
+    name: str
+    cursor: list[float] = field(default_factory=list)
+    filtering: list[float] = field(default_factory=list)
+    wall_s: float = 0.0
     fps: float = 0.0
-    console_busy: float = 0.0
-    lab_busy: float = 0.0
-    others: float = 0.0
-    rounds: int = 0
-    load_cursor: list[float] = field(default_factory=list)
-    load_filter: list[float] = field(default_factory=list)
-    idle_cursor: list[float] = field(default_factory=list)
-    idle_filter: list[float] = field(default_factory=list)
+    console_cores: float = 0.0
+    lab_cores: float = 0.0
+    other_cores: float = 0.0
+
+
+@dataclass
+class Measured:
+    phases: list[KeyPhase] = field(default_factory=list)
     list_filter: list[float] = field(default_factory=list)
     lab_rows: int = 0
     header: list[str] = field(default_factory=list)
     table: list[list[str]] = field(default_factory=list)
 
 
+async def keys_while_refreshing(app: FramedConsole, lab: Lab, phase: KeyPhase) -> None:
+    """Rounds of keys for as long as the refresh in flight lasts; the machine's load meanwhile."""
+    started = time.perf_counter()
+    sys0, lab0, me0 = system_busy_s(), lab.cpu_s(), time.process_time()
+    frames0 = len(app.frames)
+    while app.refreshing:
+        await key_round(app, phase.cursor, phase.filtering)
+    phase.wall_s = time.perf_counter() - started
+    me, lab_cpu = time.process_time() - me0, lab.cpu_s() - lab0
+    phase.other_cores = max(0.0, system_busy_s() - sys0 - me - lab_cpu) / phase.wall_s
+    phase.console_cores, phase.lab_cores = me / phase.wall_s, lab_cpu / phase.wall_s
+    phase.fps = (len(app.frames) - frames0) / phase.wall_s
+
+
 async def measure(servers: int, mitigation_rows: int, list_rounds: int) -> Measured:
-    """The console on a lab of ``servers``: keys during and after its first refresh, then the list."""
+    """The console on a lab of ``servers``: keys during its first refresh, during a second one, when
+    idle, then the filter on the mitigation list."""
     out = Measured()
-    load_cursor: list[float] = []
-    load_filter: list[float] = []
-    idle_cursor: list[float] = []
-    idle_filter: list[float] = []
-    list_filter: list[float] = []
+    cold, warm, idle = KeyPhase("during the first refresh (cold)"), KeyPhase("during a refresh (warm)"), \
+        KeyPhase("idle (baseline)")
     with tempfile.TemporaryDirectory(prefix="emconsole-bench-") as tmp, \
             running_lab(servers, 20.0, Path(tmp)) as lab:
         async with running_console(lab.config) as (app, _pilot):
-            started = time.perf_counter()
-            sys0, lab0, me0 = system_busy_s(), lab.cpu_s(), time.process_time()
-            frames0 = len(app.frames)
-            rounds = 0
-            while app.refreshing:
-                await key_round(app, load_cursor, load_filter)
-                rounds += 1
-            refresh_s = time.perf_counter() - started
-            me, lab_cpu = time.process_time() - me0, lab.cpu_s() - lab0
-            out.others = max(0.0, system_busy_s() - sys0 - me - lab_cpu) / refresh_s
-            out.console_busy, out.lab_busy = me / refresh_s, lab_cpu / refresh_s
-            fps = (len(app.frames) - frames0) / refresh_s
+            await keys_while_refreshing(app, lab, cold)
+            await wait_refreshed(app)
+            app.refresh_fleet()
+            await keys_while_refreshing(app, lab, warm)
             await wait_refreshed(app)
             app.action_toggle_pause()  # no periodic refresh from here on: the idle baseline stays idle
-            for _ in range(max(3, min(rounds, 10))):
-                await key_round(app, idle_cursor, idle_filter)
+            for _ in range(max(3, min(len(cold.cursor) // len(CURSOR_KEYS), 10))):
+                await key_round(app, idle.cursor, idle.filtering)
             await fill_mitigations(app, mitigation_rows)
-            lab_rows = sum(len(v.state.mitigations) for v in app.views() if v.state is not None)
+            out.lab_rows = sum(len(v.state.mitigations) for v in app.views() if v.state is not None)
             for _ in range(list_rounds):
                 for text in MITIGATION_FILTERS:
-                    await _type(app, text, list_filter)
+                    await _type(app, text, out.list_filter)
             grid = app.screen.query_one(Grid)
             out.header = [c.label for c in grid.columns]
             out.table = [[cell.plain if isinstance(cell, Text) else str(cell) for cell in grid.row(k) or []]
                          for k in grid.row_keys]
-    out.refresh_s, out.fps, out.rounds, out.lab_rows = refresh_s, fps, rounds, lab_rows
-    out.load_cursor, out.load_filter, out.idle_cursor, out.idle_filter = (load_cursor, load_filter,
-                                                                          idle_cursor, idle_filter)
-    out.list_filter = list_filter
+    out.phases = [cold, warm, idle]
     return out
 
 
@@ -214,27 +220,24 @@ def bench(quick: bool) -> Section:
     section = Section(f"3. UI under load ({servers} servers refreshing, lab at 20 ms in its own process)")
     print(f"== {section.title}", flush=True)
     m = asyncio.run(measure(servers, 500 if quick else 5000, 2 if quick else 5))
-    print(f"  refresh with keys: {m.refresh_s:.1f} s, {m.rounds} rounds of keys", flush=True)
     shown_rows = len(m.table)
     plain = asyncio.run(plain_table_filter(m.header, m.table, 1 if quick else 3))
     grid_alone = grid_filter(shown_rows, list(MITIGATION_FILTERS))
-    load_cursor, load_filter = m.load_cursor, m.load_filter
-    idle_cursor, idle_filter = m.idle_cursor, m.idle_filter
-    list_filter, refresh_s, fps, lab_rows = m.list_filter, m.refresh_s, m.fps, m.lab_rows
-    rows = [
-        ["fleet: cursor move", f"{len(load_cursor)}", _ms(load_cursor, 0.5), _ms(load_cursor, 0.95),
-         f"{len(idle_cursor)}", _ms(idle_cursor, 0.5), _ms(idle_cursor, 0.95),
-         fmt_ratio(pct(load_cursor, 0.5) / pct(idle_cursor, 0.5))],
-        ["fleet: filter keystroke", f"{len(load_filter)}", _ms(load_filter, 0.5), _ms(load_filter, 0.95),
-         f"{len(idle_filter)}", _ms(idle_filter, 0.5), _ms(idle_filter, 0.95),
-         fmt_ratio(pct(load_filter, 0.5) / pct(idle_filter, 0.5))],
-    ]
-    section.table(["keystroke", "during refresh: n", "p50 ms", "p95 ms", "idle: n", "p50 ms", "p95 ms",
-                   "p50 load/idle"], rows)
-    section.note(f"The refresh of {servers} servers with keys being typed took {refresh_s:.1f} s, "
-                 f"{fps:.0f} frames/s were drawn meanwhile; the console process used {m.console_busy:.2f} "
-                 f"cores, the lab {m.lab_busy:.2f}, other processes on the machine {m.others:.2f} "
-                 f"(of {os.cpu_count()}).")
+    idle = m.phases[-1]
+    rows = []
+    for phase in m.phases:
+        rows.append([phase.name, str(len(phase.cursor)), _ms(phase.cursor, 0.5), _ms(phase.cursor, 0.95),
+                     fmt_ratio(pct(phase.cursor, 0.5) / pct(idle.cursor, 0.5)), str(len(phase.filtering)),
+                     _ms(phase.filtering, 0.5), _ms(phase.filtering, 0.95),
+                     fmt_ratio(pct(phase.filtering, 0.5) / pct(idle.filtering, 0.5))])
+    section.table(["fleet screen, keys typed", "cursor moves", "p50 ms", "p95 ms", "p50 vs idle",
+                   "filter keys", "p50 ms", "p95 ms", "p50 vs idle"], rows)
+    for phase in m.phases[:-1]:
+        section.note(f"{phase.name}: {servers} servers in {phase.wall_s:.1f} s while keys were typed, "
+                     f"{phase.fps:.0f} frames/s; CPU meanwhile: the console {phase.console_cores:.2f} cores, "
+                     f"the lab {phase.lab_cores:.2f}, other processes {phase.other_cores:.2f} "
+                     f"(of {os.cpu_count()}).")
+    list_filter = m.list_filter
     rows = [
         [f"console mitigation list ({shown_rows} rows)", f"{len(list_filter)}", _ms(list_filter, 0.5),
          _ms(list_filter, 0.95), f"{1000 * max(list_filter):.0f}", ""],
@@ -246,8 +249,8 @@ def bench(quick: bool) -> Section:
     section.table(["filter keystroke to screen", "n", "p50 ms", "p95 ms", "max ms", "baseline / console p50"],
                   rows)
     p95 = 1000 * pct(list_filter, 0.95)
-    section.note(f"Rows: the lab's {lab_rows} mitigation rows of {servers} servers, shown again under copied "
-                 f"server names up to {shown_rows}. Filters typed: {', '.join(MITIGATION_FILTERS)}. "
+    section.note(f"Rows: the lab's {m.lab_rows} mitigation rows of {servers} servers, shown again under "
+                 f"copied server names up to {shown_rows}. Filters typed: {', '.join(MITIGATION_FILTERS)}. "
                  f"**Target** view updated within {TARGET_MS:.0f} ms: p95 {p95:.0f} ms — "
                  f"{'met' if p95 <= TARGET_MS else 'missed'}.")
     return section
