@@ -73,3 +73,33 @@ async def test_cursor_move_redraws_the_old_and_the_new_line() -> None:
         await pilot.press("up")
         cursor_lines = [line for line in _text(app).splitlines() if "▶" in line]
         assert len(cursor_lines) == 1 and "EX4" in cursor_lines[0]
+
+
+async def test_drawn_lines_follow_every_change() -> None:
+    """Lines are kept between repaints: a changed row, cell, mark, width or filter still shows at once."""
+    app = GridApp()
+    async with app.run_test(size=(60, 8)) as pilot:
+        grid = app.query_one(Grid)
+        for i in range(4):
+            grid.set_row(f"EX{i}", [f"EX{i}", "ok"])
+        grid.focus()
+        await pilot.pause()
+
+        def shown(key: str, text: str) -> bool:
+            return any(key in line and text in line for line in _text(app).splitlines())
+
+        grid.set_row("EX1", ["EX1", "no"], highlight=False)  # same width: only this line is drawn
+        await pilot.pause()
+        assert shown("EX1", "no")
+        grid.set_cell("EX2", 1, Text("up"))
+        await pilot.pause()
+        assert shown("EX2", "up")
+        grid.toggle_mark("EX3")
+        await pilot.pause()
+        assert shown("EX3", "●")
+        grid.set_filter("EX[12]")
+        await pilot.pause()
+        grid.set_row("EX0", ["EX0", "a much longer state than before"], highlight=False)  # widens column 2
+        grid.set_filter("")
+        await pilot.pause()
+        assert shown("EX0", "a much longer state than before") and shown("EX1", "no")
