@@ -59,6 +59,8 @@ class Session:
     theme: str | None = None
     knowledge: Knowledge | None = None
     close: Callable[[], Awaitable[None]] | None = None
+    #: Called when a refresh of the fleet ends (the CLI's garbage-collection policy, console_cmd).
+    after_refresh: Callable[[], None] | None = None
 
 
 Starter = Callable[[], Awaitable[Session]]
@@ -300,6 +302,8 @@ class EmConsoleApp(App[int]):
         finally:
             self.refreshing = False
             self._publish_status()
+            if self.session is not None and self.session.after_refresh is not None:
+                self.session.after_refresh()
 
     def action_refresh_now(self) -> None:
         if self.refreshing:
