@@ -144,22 +144,24 @@ def cpu_floor_s(run: FleetRun, phase: Phase) -> float:
 
 
 def _verdict(run: FleetRun, phase: Phase) -> str:
-    """Why a refresh took longer than the ideal: the lab's one core, the console's, or the machine."""
+    """Why a refresh took longer than the ideal, from the CPU it needed and the cores it had."""
     lab_busy = phase.lab_cpu_in_wall_s / phase.wall_s
     console_busy = phase.console_cpu_in_wall_s / phase.wall_s
-    both = (phase.lab_cpu_in_wall_s + phase.console_cpu_in_wall_s) / phase.wall_s + phase.others_cores
-    if lab_busy >= 0.85:
-        why = (f"the lab limits it: its CPU ({phase.lab_cpu_in_wall_s:.2f} s, "
-               f"{1000 * phase.lab_cpu_s / max(1, phase.requests):.2f} ms x {phase.requests} requests) "
-               f"filled {100 * lab_busy:.0f}% of the wall time on its one event-loop thread")
-    elif both >= 1.7:
-        why = (f"the machine limits it: lab {100 * lab_busy:.0f}% + console {100 * console_busy:.0f}% of a "
-               f"core + other processes {phase.others_cores:.2f} cores on {_cores()} cores")
-    elif console_busy >= 0.85:
-        why = f"the console's CPU limits it ({100 * console_busy:.0f}% of a core during the refresh)"
+    floor = cpu_floor_s(run, phase)
+    free = max(0.25, _cores() - phase.others_cores)
+    cpu = (f"lab {phase.lab_cpu_s:.2f} s ({1000 * phase.lab_cpu_s / max(1, phase.requests):.2f} ms x "
+           f"{phase.requests} requests) + console {phase.console_cpu_s:.2f} s")
+    if floor > run.ideal_s and phase.wall_s <= 1.3 * floor:
+        if floor == phase.lab_cpu_s:
+            why = (f"CPU-bound on the lab: its {phase.lab_cpu_s:.2f} s of CPU on one event-loop thread allow "
+                   f"no less than {floor:.2f} s")
+        else:
+            why = (f"CPU-bound: {cpu} on the {free:.2f} cores other processes left free allow no less than "
+                   f"{floor:.2f} s")
     else:
-        why = (f"neither side was CPU-bound (lab {100 * lab_busy:.0f}%, console {100 * console_busy:.0f}%, "
-               f"others {phase.others_cores:.2f} cores): waiting on the wire")
+        why = (f"{phase.wall_s / floor:.1f}x its CPU floor of {floor:.2f} s ({cpu}; lab busy "
+               f"{100 * lab_busy:.0f}%, console {100 * console_busy:.0f}%, other processes "
+               f"{phase.others_cores:.2f} cores): time spent waiting — latency, the GIL, scheduling")
     return f"{run.servers} servers at {run.latency_ms:g} ms, {phase.name}: {why}."
 
 
