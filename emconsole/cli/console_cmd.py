@@ -92,22 +92,29 @@ async def session_for(config: Config, passwords: PasswordSource | None = None, *
     return await asyncio.to_thread(build)
 
 
+#: Between two refreshes, a full collection only after this many of the middle generation
+#: (Python's default: 10); the refreshes themselves end with one (collect_and_freeze).
+FULL_COLLECTION_AFTER = 100
+
+
 def collect_and_freeze() -> None:
     """Collect the garbage, then move what is alive out of the cyclic garbage collector's sight.
 
     Run when the console is up and after each refresh of the fleet (``Session.after_refresh``), so
     a full collection happens then, once, instead of at random while the operator types: the states
-    a refresh replaced are collected here (what the last call froze is unfrozen first), and later
-    collections walk only what changed since. Found by bench/ui_load.py: with 500 servers and
-    5,000 mitigation rows listed, each full collection took 170-370 ms and stalled a keystroke
-    now and then; after this ~40 ms (one collection of ~330 ms at the end of each refresh). Not in
-    ``session_for``: tests build many apps in one process.
+    a refresh replaced are collected here (what the last call froze is unfrozen first), later
+    collections walk only what changed since, and they come ten times less often. Found by
+    bench/ui_load.py: with 500 servers and 5,000 mitigation rows listed, each full collection took
+    170-370 ms and stalled a keystroke now and then. Not in ``session_for``: tests build many apps
+    in one process.
     """
     import gc
 
     gc.unfreeze()
     gc.collect()
     gc.freeze()
+    young, middle, _old = gc.get_threshold()
+    gc.set_threshold(young, middle, FULL_COLLECTION_AFTER)
 
 
 def config_starter(config: Config, passwords: PasswordSource) -> Starter:
