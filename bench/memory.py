@@ -2,7 +2,7 @@
 
 The console (``emconsole --config LAB.toml``) runs in a pseudo-terminal as an operator starts it,
 on a lab in its own process (latency 0). Its resident set is read from ``/proc/<pid>/status``
-(VmRSS now, VmHWM the peak so far) after the first refresh, after a second and a third (``r``), and with
+(VmRSS now, VmHWM the peak so far) after the first refresh, after each of five more (``r``), and with
 the mitigation list open (``I``, one row per server and mitigation); the last VmHWM, read just
 before ctrl+q, is its peak over the run. Baselines in the same run: the peak RSS (VmHWM, printed by
 the program itself at its end) of ``python -c "pass"``, of ``python -c "import textual"`` and of a
@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 
 from labproc import Lab, lab_env, peak_rss_mb, running_lab
@@ -27,6 +28,8 @@ from report import Section
 from startup import HELLO_APP
 
 REFRESHING = re.compile("⟳".encode())
+#: Refreshes in all: the command log keeps the last 2,000 scripts sent, 4 refreshes of 500 servers.
+REFRESHES, REFRESHES_QUICK = 6, 3
 
 
 @dataclass
@@ -37,8 +40,9 @@ class ConsoleMemory:
     peak_mb: float = 0.0
 
 
-def console_memory(lab: Lab, timeout_s: float = 180.0) -> ConsoleMemory:
-    """Start the console on the lab, refresh twice, open the mitigation list; RSS at each step."""
+def console_memory(lab: Lab, refreshes: int, timeout_s: float = 180.0) -> ConsoleMemory:
+    """Start the console on the lab, refresh it ``refreshes`` times in all, open the mitigation list;
+    RSS at each step."""
     out = ConsoleMemory(lab.servers)
     done = re.compile(rb"refresh %gs" % lab.config.refresh_interval)
     term = PtyProgram([sys.executable, "-m", "emconsole", "--config", str(lab.config_path)], env=lab_env())
@@ -47,14 +51,14 @@ def console_memory(lab: Lab, timeout_s: float = 180.0) -> ConsoleMemory:
         found = found and term.wait_for(done, timeout_s, found[1])
         if not found:
             raise SystemExit(f"the console on {lab.servers} servers did not finish its first refresh")
-        out.stages["after the first refresh"] = peak_rss_mb(term.pid)
-        for nth in ("second", "third"):
+        out.stages["after refresh 1"] = peak_rss_mb(term.pid)
+        for nth in range(2, refreshes + 1):
             term.send(b"r")
             found = term.wait_for(REFRESHING, timeout_s, found[1])
             found = found and term.wait_for(done, timeout_s, found[1])
             if not found:
-                raise SystemExit(f"the console on {lab.servers} servers did not finish its {nth} refresh")
-            out.stages[f"after the {nth} refresh"] = peak_rss_mb(term.pid)
+                raise SystemExit(f"the console on {lab.servers} servers did not finish refresh {nth}")
+            out.stages[f"after refresh {nth}"] = peak_rss_mb(term.pid)
         term.send(b"I")
         rows = term.wait_for(re.compile(rb"Mitigations +(\d+) rows"), timeout_s, found[1])
         if rows is None:
@@ -112,7 +116,7 @@ def bench(quick: bool) -> Section:
     with tempfile.TemporaryDirectory(prefix="emconsole-bench-") as tmp:
         for servers in sizes:
             with running_lab(servers, 0, Path(tmp)) as lab:
-                results.append(console_memory(lab))
+                results.append(console_memory(lab, REFRESHES_QUICK if quick else REFRESHES))
             print(f"  {servers} servers: peak {results[-1].peak_mb:.1f} MiB", flush=True)
     small, large = results
     rows = [[name, f"{mb:.1f}", "", ""] for name, mb in baselines.items()]
@@ -125,14 +129,15 @@ def bench(quick: bool) -> Section:
     section.table(["what", f"{small.servers} servers MiB", f"{large.servers} servers MiB",
                    "growth KiB per server"], rows)
     textual_app = baselines["baseline: a minimal Textual app (one Static) in the pty"]
-    rss = [[r.stages[f"after the {nth} refresh"][1] for nth in ("first", "second", "third")] for r in results]
-    later = [(b - a, c - b) for a, b, c in rss]
+    changes = []
+    for r in results:
+        rss = [r.stages[s][1] for s in r.stages if s.startswith("after refresh")]
+        changes.append(f"{r.servers} servers " + " ".join(f"{b - a:+.1f}" for a, b in pairwise(rss)) + " MiB")
     section.note(f"Over a minimal Textual app ({textual_app:.1f} MiB) the console holds "
                  f"{small.peak_mb - textual_app:.1f} MiB at {small.servers} servers and "
-                 f"{large.peak_mb - textual_app:.1f} MiB at {large.servers}; a second refresh changed the "
-                 f"RSS by {later[0][0]:+.1f} / {later[1][0]:+.1f} MiB, a third by {later[0][1]:+.1f} / "
-                 f"{later[1][1]:+.1f} MiB. "
-                 f"Mitigation list rows: {small.mitigation_rows} / {large.mitigation_rows}.")
+                 f"{large.peak_mb - textual_app:.1f} MiB at {large.servers}. RSS change from one refresh to "
+                 f"the next: {'; '.join(changes)}. Mitigation list rows: {small.mitigation_rows} / "
+                 f"{large.mitigation_rows}.")
     return section
 
 
