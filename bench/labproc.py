@@ -19,11 +19,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from refresh import PASSWORD  # the one the naive loop of refresh.py logs on with
-
 from emconsole.config import Config, load_config
 from emconsole.labconfig import LAB_PASSWORD_ENV
 
+#: The lab's password (by environment, as `emconsole lab --write-config` expects) for every benchmark.
+PASSWORD = "Bench-Passw0rd!"
 _TICK = os.sysconf("SC_CLK_TCK")
 
 

@@ -10,7 +10,7 @@ read from each thread's own clock:
   also updates the rows, the top bar and draws the frames — the UI's share is the difference;
 - parse (``documents.parse_document``) and model (``results.server_state``) timed again on the
   very documents the lab sent in that refresh;
-- the baseline: the naive client (``refresh.naive_one``: pywinrm, a new shell per call, one server
+- the baseline: the naive client (``fleet_refresh.naive_one``: pywinrm, a new shell per call, one server
   after another), its CPU per server in this process.
 
     python bench/overhead.py [--quick]
@@ -29,8 +29,8 @@ from pathlib import Path
 
 from consoleapp import running_console, wait_refreshed
 from emconsole.backends.winrm.backend import WinRMBackend
+from fleet_refresh import naive_one, refresh_all
 from labproc import PASSWORD, Lab, running_lab
-from refresh import naive_one, refresh_all
 from report import Section, fmt_ratio
 
 from emconsole.audit import AuditLog
