@@ -13,7 +13,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from emconsole.screens.controls import one_line
 from rich.segment import Segment
@@ -25,6 +25,9 @@ from textual.geometry import Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+
+if TYPE_CHECKING:
+    from textual.timer import Timer
 
 HIGHLIGHT_SECONDS = 2.0
 MARK_WIDTH = 2  # "▶" / "●" gutter before the first column
@@ -150,6 +153,7 @@ class Grid(ScrollView, can_focus=True):
         self._lines: dict[str, tuple[tuple[object, ...], Strip]] = {}
         self._dirty = False
         self._scheduled = False
+        self._expiry: Timer | None = None  # the one timer that ends the earliest highlight
         self.highlight_changes = True
 
     # ----- data ---------------------------------------------------------------------------------
@@ -177,8 +181,8 @@ class Grid(ScrollView, can_focus=True):
                 for i, (a, b) in enumerate(zip(old, new, strict=False)):
                     if a.plain != b.plain:
                         self._changed[(key, i)] = now + HIGHLIGHT_SECONDS
-                if self._changed:
-                    self.set_timer(HIGHLIGHT_SECONDS + 0.05, self._expire_highlights)
+                if self._changed and self._expiry is None:
+                    self._expiry = self.set_timer(HIGHLIGHT_SECONDS + 0.05, self._expire_highlights)
             self._rows[key] = new
             self._lines.pop(key, None)
             self._search[key] = "\t".join(c.plain for c in new)
@@ -423,12 +427,18 @@ class Grid(ScrollView, can_focus=True):
         return None
 
     def _expire_highlights(self) -> None:
+        """End the highlights that are due; one timer at a time (one per updated row was hundreds of
+        timers, each scanning every highlight, after a refresh of 500 servers)."""
+        self._expiry = None
         now = time.monotonic()
         expired = [k for k, t in self._changed.items() if t <= now]
         for k in expired:
             del self._changed[k]
         if expired:
             self.refresh()
+        if self._changed:
+            due = min(self._changed.values()) - now
+            self._expiry = self.set_timer(max(0.05, due + 0.05), self._expire_highlights)
 
     # ----- rendering ----------------------------------------------------------------------------
     def _total_width(self) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+from emconsole.screens import grid as grid_module
 from emconsole.screens.grid import Column, Grid
 from rich.text import Text
 from textual.app import App, ComposeResult
@@ -103,3 +105,23 @@ async def test_drawn_lines_follow_every_change() -> None:
         grid.set_filter("")
         await pilot.pause()
         assert shown("EX0", "a much longer state than before") and shown("EX1", "no")
+
+
+async def test_highlights_end_one_timer_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Changed cells lose their highlight when due, rows changed later later; one timer is pending."""
+    monkeypatch.setattr(grid_module, "HIGHLIGHT_SECONDS", 0.6)
+    app = GridApp()
+    async with app.run_test(size=(60, 8)) as pilot:
+        grid = app.query_one(Grid)
+        for i in range(3):
+            grid.set_row(f"EX{i}", [f"EX{i}", "ok"])
+        grid.set_row("EX0", ["EX0", "no"])
+        grid.set_row("EX1", ["EX1", "no"])
+        first_timer = grid._expiry
+        await pilot.pause(0.3)
+        grid.set_row("EX2", ["EX2", "no"])
+        assert grid._expiry is first_timer and set(grid._changed) == {("EX0", 1), ("EX1", 1), ("EX2", 1)}
+        await pilot.pause(0.45)  # the first two are due (0.65 s), the third not yet (0.95 s)
+        assert set(grid._changed) == {("EX2", 1)} and grid._expiry is not None
+        await pilot.pause(0.5)
+        assert not grid._changed and grid._expiry is None
