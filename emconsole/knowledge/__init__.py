@@ -7,7 +7,7 @@ headless commands share; the package's own data files are read once.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from emconsole.knowledge.builds import (
     BuildInfo,
@@ -50,12 +50,22 @@ class Knowledge:
 
     catalogue: Catalogue
     builds: BuildTable
+    #: Answers of fix_status by (build, ID), which the catalogue and build table decide alone (neither
+    #: changes once loaded); the console asks for every server on every refresh and a fleet has few
+    #: builds (bench/overhead.py: a tenth of the UI's CPU per server went to scanning the table again).
+    _verdicts: dict[tuple[str | None, str], FixVerdict] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def build_info(self, build: str) -> BuildInfo:
         return self.builds.lookup(build)
 
     def fix_status(self, build: str | None, mitigation_or_cve: str) -> FixVerdict:
-        return fix_status(build, mitigation_or_cve, self.catalogue, self.builds)
+        key = (build, mitigation_or_cve)
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            verdict = self._verdicts[key] = fix_status(build, mitigation_or_cve, self.catalogue, self.builds)
+        return verdict
 
 
 def load_knowledge(
