@@ -1,6 +1,6 @@
 """Every benchmark of issue 8, one after another; the results go to docs/performance.md.
 
-    python bench/run_all.py            # the full run (about 5-10 minutes on 2 cores), writes the docs
+    python bench/run_all.py            # the full run (about 5-6 minutes on 2 cores), writes the docs
     python bench/run_all.py --quick    # a smoke run (under a minute), prints only
 
 1. fleet refresh (bench/fleet_refresh.py)  2. startup (bench/startup.py)  3. UI under load
