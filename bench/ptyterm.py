@@ -92,3 +92,21 @@ class PtyProgram:
             self.proc.wait()
         os.close(self.fd)
         return took
+
+
+def marks(argv: Sequence[str], patterns: Mapping[str, re.Pattern[bytes]], timeout_s: float,
+          env: Mapping[str, str] | None = None) -> dict[str, float]:
+    """Run a program in a pty: seconds from its spawn to each named mark, in order, then "quit" (the
+    seconds it took to exit after the quit keys). A mark not reached within ``timeout_s`` is missing."""
+    term = PtyProgram(argv, env=env)
+    seen: dict[str, float] = {}
+    try:
+        for name, pattern in patterns.items():
+            found = term.wait_for(pattern, max(0.0, timeout_s - (time.perf_counter() - term.started)))
+            if found is not None:
+                seen[name] = found[0]
+    finally:
+        took = term.quit()
+        if took is not None:
+            seen["quit"] = took
+    return seen

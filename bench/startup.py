@@ -27,6 +27,7 @@ from pathlib import Path
 
 from labproc import Lab, lab_env, running_lab
 from ptyterm import PtyProgram
+from ptyterm import marks as pty_marks
 from report import Section, fmt_ratio
 
 SERVERS = 50
@@ -64,18 +65,8 @@ def console_marks(lab: Lab, timeout_s: float = 120.0) -> dict[str, float]:
         "servers listed": re.compile(rb"%d servers" % lab.servers),
         "first refresh done": re.compile(rb"refresh %gs" % lab.config.refresh_interval),
     }
-    term = PtyProgram([sys.executable, "-m", "emconsole", "--config", str(lab.config_path)], env=lab_env())
-    seen: dict[str, float] = {}
-    try:
-        for name, pattern in marks.items():
-            found = term.wait_for(pattern, max(0.0, timeout_s - (time.perf_counter() - term.started)))
-            if found is not None:
-                seen[name] = found[0]
-    finally:
-        took = term.quit()
-        if took is not None:
-            seen["quit"] = took
-    return seen
+    argv = [sys.executable, "-m", "emconsole", "--config", str(lab.config_path)]
+    return pty_marks(argv, marks, timeout_s, env=lab_env())
 
 
 def timed_exit(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, str]:

@@ -32,20 +32,9 @@ MARKS = {
 
 def first_frame(timeout: float = 60.0) -> dict[str, float]:
     """Seconds from spawning ``emconsole --demo`` to each mark in ``MARKS`` (missing: not reached)."""
-    from ptyterm import PtyProgram
+    from ptyterm import marks
 
-    term = PtyProgram([sys.executable, "-m", "emconsole", "--demo"])
-    seen: dict[str, float] = {}
-    try:
-        for name, pattern in MARKS.items():
-            found = term.wait_for(pattern, max(0.0, timeout - (time.perf_counter() - term.started)))
-            if found is not None:
-                seen[name] = found[0]
-    finally:
-        took = term.quit()
-        if took is not None:
-            seen["quit"] = took
-    return seen
+    return marks([sys.executable, "-m", "emconsole", "--demo"], MARKS, timeout)
 
 
 def grid_filter(rows: int, patterns: list[str]) -> dict[str, float]:
