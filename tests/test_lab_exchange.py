@@ -343,3 +343,41 @@ def test_catalogue_parses_the_real_capture_and_ping1_is_as_captured() -> None:
     assert real[0] == ours[0]
     assert [e.id for e in ours] == ["PING1", "M1.1", "M2.1.0", "LAB-SVC1.1", "LAB-POOL1.1"]
     assert all(e.lab_only == e.id.startswith("LAB-") for e in ours)
+
+
+def test_iis_paths_follow_the_sites_applications_as_they_change() -> None:
+    from emconsole.backends.lab.exchange.iis import IIS, IISPathError
+
+    iis = IIS()
+    assert iis.location("iis:\\sites\\default web site\\OWA\\") == "Default Web Site/owa"
+    nspi = "MACHINE/WEBROOT/APPHOST/Exchange Back End/mapi/nspi"
+    assert iis.location(nspi) == "Exchange Back End/mapi/nspi"
+    assert iis.location("IIS:\\") == "" == iis.location("machine/webroot/apphost/")
+    assert iis.location("IIS:\\Sites\\Exchange Back End") == "Exchange Back End"
+    for wrong in ("IIS:\\AppPools\\x", "IIS:\\Sites", "C:\\inetpub", "IIS:\\Sites\\Nowhere\\owa"):
+        with pytest.raises(IISPathError):
+            iis.location(wrong)
+    del iis.apps["Default Web Site"]["owa"]
+    with pytest.raises(IISPathError):
+        iis.location(OWA)
+    iis.apps["Default Web Site"]["OWA"] = "DefaultAppPool"
+    iis.apps["Default Web Site"]["owa"] = "DefaultAppPool"  # the first one that matches is meant
+    assert iis.location(OWA) == "Default Web Site/OWA"
+
+
+def test_directory_objects_are_fresh_each_time_and_shape_tables_must_be_well_formed() -> None:
+    from emconsole.backends.lab.exchange.directory import Directory
+
+    directory = fleet().directory
+    first, second = directory.org_object(), directory.org_object()
+    assert first["Id"] is first["Identity"] and first["Identity"] is not second["Identity"]
+    assert [n for n, _ in first.properties()] == [n for n, _ in second.properties()]
+    lists = [name for name, value in first.properties() if isinstance(value, list)]
+    assert lists and all(first[name] is not second[name] for name in lists)
+    for rows in (
+        (("A", "S", ""), ("a", "B", True), ("A", "B", True)),
+        (("A", "X", ""),),
+        (("Id", "Ref", "Identity"), ("Identity", "S", "")),
+    ):
+        with pytest.raises(ValueError, match="shape table"):
+            Directory._fill(rows, {})

@@ -377,3 +377,39 @@ def test_the_consoles_script_bodies_are_inside_the_lab_subset() -> None:
         parsed = parse(body.read_text(encoding="utf-8"))
         assert parsed.first_error_message() is None, body.name
         assert refusal(parsed) is None, (body.name, refusal(parsed))
+
+
+def test_custom_objects_keep_a_names_first_spelling_and_last_value_on_every_path() -> None:
+    direct = PSObject({"Name": 1, "name": 2, "Other": 3})
+    assert direct.properties() == [("Name", 2), ("Other", 3)] and direct["NAME"] == 2
+    # [pscustomobject]@{...} with bare-name keys is built straight into the object; through a
+    # hashtable variable it is converted: both give the same object
+    for body in ("a = 1; B = 'x'", "Name = 1; name = 2; b = $null"):
+        script = f"[pscustomobject]@{{ {body} }} | ConvertTo-Json -Compress\n$h = @{{ {body} }}\n"
+        script += "[pscustomobject]$h | ConvertTo-Json -Compress"
+        fused, converted = lines(run(script))
+        assert fused == converted
+    assert lines(run("[pscustomobject]@{ Name = 1; name = 2 } | ConvertTo-Json -Compress")) == ['{"Name":2}']
+
+
+def test_a_call_site_binds_each_command_it_finds() -> None:
+    script = """
+foreach ($c in @('Write-Output', 'Get-Thing', 'Write-Output', 'Get-Thing')) {
+  & $c 'x' | ConvertTo-Json -Compress
+}
+foreach ($i in @(1, 2)) {
+  @($i, 'y') | Get-Thing | ConvertTo-Json -Compress
+  Get-Thing $i | ConvertTo-Json -Compress
+}
+"""
+    thing = '{"Identity":"x","Enabled":null,"Input":0}'
+    assert lines(run(script)) == [
+        '"x"',
+        thing,
+        '"x"',
+        thing,
+        '{"Identity":null,"Enabled":null,"Input":2}',
+        '{"Identity":1,"Enabled":null,"Input":0}',
+        '{"Identity":null,"Enabled":null,"Input":2}',
+        '{"Identity":2,"Enabled":null,"Input":0}',
+    ]

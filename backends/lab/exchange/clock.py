@@ -43,12 +43,15 @@ class VirtualClock:
         return self._rate
 
     def now(self) -> datetime:
-        """The current lab time (UTC, aware)."""
-        with self._lock:
-            current = self._start + self._offset
-            if self._rate:
-                current += timedelta(seconds=(self._monotonic() - self._t0) * self._rate)
-            return current
+        """The current lab time (UTC, aware).
+
+        No lock: it reads ``_offset`` once (``advance`` replaces it whole, under the lock that keeps
+        concurrent advances from losing one), and every command asks for the time.
+        """
+        current = self._start + self._offset
+        if self._rate:
+            current += timedelta(seconds=(self._monotonic() - self._t0) * self._rate)
+        return current
 
     def advance(self, delta: timedelta | float) -> datetime:
         """Move lab time forward (seconds or a timedelta); returns the new time."""

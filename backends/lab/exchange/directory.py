@@ -10,6 +10,7 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from operator import attrgetter
 from random import Random
 from typing import Any
 
@@ -47,6 +48,53 @@ def is_blocked(full_id: str, blocked: list[str], mode: str) -> bool:
     if full_id.lower() in wanted:
         return True
     return mode == "short" and full_id.split(".", 1)[0].lower() in wanted
+
+
+@dataclass(frozen=True)
+class _ShapePlan:
+    """A ``shapes`` table worked out once: what ``Directory._fill`` copies, makes fresh, or aliases."""
+
+    #: every property in table order with its value: the final one for the immutable kinds (strings,
+    #: bools, numbers, times, $null, frozen PSEnums), None for a place the other kinds fill
+    fixed: dict[str, Any]
+    lists: tuple[str, ...]
+    objects: tuple[tuple[str, str, str], ...]  # (name, type name, ToString template)
+    refs: tuple[tuple[str, str], ...]  # (name, the property it is the same object as)
+
+
+_BUILD_VERSION = attrgetter("build.version")  # of a ServerRecord (org_object reads every server's)
+_PLANS: dict[int, tuple[tuple[tuple[str, str, Any], ...], _ShapePlan]] = {}
+
+
+def _plan(rows: tuple[tuple[str, str, Any], ...]) -> _ShapePlan:
+    """The table's plan (kept by identity: the tables are module constants). A table must name each
+    property once, with a known kind, and a Ref after the property it repeats."""
+    known = _PLANS.get(id(rows))
+    if known is not None and known[0] is rows:
+        return known[1]
+    fixed: dict[str, Any] = {}
+    lists: list[str] = []
+    objects: list[tuple[str, str, str]] = []
+    refs: list[tuple[str, str]] = []
+    for name, kind, spec in rows:
+        if name in fixed or (kind == "Ref" and spec not in fixed):
+            raise ValueError(f"shape table: {name} named twice or before the property it repeats")
+        fixed[name] = None  # the property's place in the order; the lists, objects and refs fill it
+        if kind in ("S", "B", "I32", "U32", "Nil", "DT", "G"):
+            fixed[name] = spec
+        elif kind == "enum":
+            fixed[name] = PSEnum(*spec)
+        elif kind == "list":
+            lists.append(name)
+        elif kind == "obj":
+            objects.append((name, spec[0], spec[1] or ""))
+        elif kind == "Ref":
+            refs.append((name, spec))
+        else:
+            raise ValueError(f"shape table: {name} has an unknown kind {kind!r}")
+    plan = _ShapePlan(fixed, tuple(lists), tuple(objects), tuple(refs))
+    _PLANS[id(rows)] = (rows, plan)
+    return plan
 
 
 @dataclass
@@ -112,21 +160,16 @@ class Directory:
         return is_blocked(full_id, record.blocked, self.block_match)
 
     # -- presentation objects -----------------------------------------------------------------
-    def _fill(self, rows: tuple[tuple[str, str, Any], ...], values: dict[str, str]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for name, kind, spec in rows:
-            if kind in ("S", "B", "I32", "U32", "Nil", "DT", "G"):
-                out[name] = spec
-            elif kind == "enum":
-                type_name, shown, number = spec
-                out[name] = PSEnum(type_name, shown, number)
-            elif kind == "list":
-                out[name] = []
-            elif kind == "obj":
-                type_name, shown = spec
-                out[name] = value_object(type_name, (shown or "").format(**values))
-            elif kind == "Ref":
-                out[name] = out[spec]
+    @staticmethod
+    def _fill(rows: tuple[tuple[str, str, Any], ...], values: dict[str, str]) -> dict[str, Any]:
+        plan = _plan(rows)
+        out = dict(plan.fixed)
+        for name in plan.lists:
+            out[name] = []
+        for name, type_name, shown in plan.objects:
+            out[name] = value_object(type_name, shown.format(**values))
+        for name, target in plan.refs:
+            out[name] = out[target]
         return out
 
     def server_object(self, record: ServerRecord) -> PSObject:
@@ -203,7 +246,7 @@ class Directory:
             "org": self.org.name,
             "install": INSTALL_PATH,
             "version": "",
-            "build": max((r.build.version for r in self.servers.values()), default="15.2.0.0"),
+            "build": max(map(_BUILD_VERSION, self.servers.values()), default="15.2.0.0"),
             "recipient": recipient,
         }
         props = self._fill(shapes.ORGANIZATION_CONFIG, values)

@@ -122,6 +122,31 @@ def parse_filter(xfilter: str) -> tuple[Step, ...]:
     return tuple(steps)
 
 
+@lru_cache(maxsize=1024)
+def _pspath_parts(pspath: str) -> str | tuple[str, str, bool] | None:
+    """What ``IIS.location`` reads from a PSPath before it looks at the sites: "" for the server level,
+    (site, application path, whether one is named) lower-cased, or None when it names no site.
+    Cached: a script resolves the same few paths again and again."""
+    path = pspath.strip().replace("\\", "/")
+    lowered = path.lower()
+    if lowered.startswith("iis:"):
+        rest = path[4:].strip("/")
+        if not rest:
+            return ""
+        head, _, tail = rest.partition("/")
+        if head.lower() != "sites" or not tail:
+            return None
+        path = tail
+    elif lowered.rstrip("/") == APPHOST.lower():
+        return ""
+    elif lowered.startswith(APPHOST.lower() + "/"):
+        path = path[len(APPHOST) :].strip("/")
+    else:
+        return None
+    site, _, app = path.partition("/")
+    return site.lower(), app.strip("/").lower(), bool(app)
+
+
 def _walk(root: ET.Element, xfilter: str, create: bool) -> list[ET.Element]:
     """``IIS.find`` from a configuration root."""
     nodes = [root]
@@ -176,6 +201,10 @@ class IIS:
     )
     pools: dict[str, str] = field(default_factory=dict)
     config: dict[str, ET.Element] = field(default_factory=dict)
+    #: id(one of ``apps``' dictionaries) -> (its paths, ``_app_paths``' index of them)
+    _app_index: dict[int, tuple[tuple[str, ...], dict[str, str]]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         for site_apps in self.apps.values():
@@ -187,34 +216,41 @@ class IIS:
         """``IIS:\\Sites\\Default Web Site\\owa`` or ``MACHINE/WEBROOT/APPHOST/...`` as a location.
 
         ``IIS:\\`` and ``MACHINE/WEBROOT/APPHOST`` itself are the server level (applicationHost.config).
+        Site and application names compare without case; the first site, then application, in order
+        that matches is the one meant.
         """
-        path = pspath.strip().replace("\\", "/")
-        lowered = path.lower()
-        if lowered.startswith("iis:"):
-            rest = path[4:].strip("/")
-            if not rest:
-                return ""
-            head, _, tail = rest.partition("/")
-            if head.lower() != "sites" or not tail:
-                raise IISPathError(pspath)
-            path = tail
-        elif lowered.rstrip("/") == APPHOST.lower():
-            return ""
-        elif lowered.startswith(APPHOST.lower() + "/"):
-            path = path[len(APPHOST) :].strip("/")
-        else:
+        parts = _pspath_parts(pspath)
+        if parts is None:
             raise IISPathError(pspath)
-        site, _, app = path.partition("/")
-        site_key, app_key = site.lower(), app.strip("/").lower()  # once, not per app compared
+        if isinstance(parts, str):
+            return parts
+        site_key, app_key, has_app = parts
         for known, site_apps in self.apps.items():
             if known.lower() != site_key:
                 continue
-            if not app:
+            if not has_app:
                 return known
-            for app_path in site_apps:
-                if app_path.lower() == app_key:
-                    return f"{known}/{app_path}"
+            app_path = self._app_paths(site_apps).get(app_key)
+            if app_path is not None:
+                return f"{known}/{app_path}"
         raise IISPathError(pspath)
+
+    def _app_paths(self, site_apps: dict[str, str]) -> dict[str, str]:
+        """A site's application paths by lower-cased path (the first of any that differ only in case).
+
+        Get-WebConfiguration resolves ~75 paths per status script; the index is kept while the site's
+        application paths are the same ones in the same order (``apps`` may be changed at any time).
+        """
+        paths = tuple(site_apps)
+        known = self._app_index.get(id(site_apps))
+        if known is None or known[0] != paths:
+            index: dict[str, str] = {}
+            for app_path in paths:
+                index.setdefault(app_path.lower(), app_path)
+            if len(self._app_index) >= 16:  # dictionaries replaced over and over: keep it small
+                self._app_index.clear()
+            known = self._app_index[id(site_apps)] = (paths, index)
+        return known[1]
 
     @staticmethod
     def pspath_of(location: str) -> str:

@@ -35,14 +35,36 @@ class PSObject:
     def __init__(self, properties: dict[str, Any] | None = None,
                  type_names: Iterable[str] = ("System.Management.Automation.PSCustomObject",),
                  to_string: str | None = None) -> None:
-        self._values: dict[str, Any] = {}
-        self._names: dict[str, str] = {}
         self.type_names = list(type_names)
         #: what ``.ToString()`` / string expansion / ConvertTo-Json beyond -Depth show for a non-custom
         #: object (an Exchange server shows its name); None means the first type name
         self.to_string = to_string
-        for key, value in (properties or {}).items():
+        #: lower-case name -> the name as first spelled; the values by that spelling, in order
+        self._names: dict[str, str]
+        self._values: dict[str, Any]
+        if not properties:
+            self._names, self._values = {}, {}
+            return
+        # The cmdlets build objects of up to ~170 properties: in one pass when the names differ
+        # without case (always, in practice), else one by one (first spelling, last value).
+        self._names = {key.lower(): key for key in properties}
+        if len(self._names) == len(properties):
+            self._values = dict(properties)
+            return
+        self._names, self._values = {}, {}
+        for key, value in properties.items():
             self[key] = value
+
+    @classmethod
+    def custom(cls, spellings: dict[str, str], values: dict[str, Any]) -> PSObject:
+        """A PSCustomObject of ``values``, whose names differ without case; ``spellings`` maps each
+        name lower-cased to it (copied: the compiler makes it once per ``[pscustomobject]@{...}``)."""
+        made = cls.__new__(cls)
+        made.type_names = ["System.Management.Automation.PSCustomObject"]
+        made.to_string = None
+        made._names = dict(spellings)
+        made._values = values
+        return made
 
     def __getitem__(self, name: str) -> Any:
         return self._values[self._names[name.lower()]]

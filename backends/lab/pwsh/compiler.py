@@ -22,7 +22,6 @@ from emconsole.backends.lab.pwsh.api import CmdletSpec, ErrorRecord, PSError, PS
 from emconsole.backends.lab.pwsh.binder import (
     MISSING,
     Arg,
-    Bound,
     Param,
     Recipe,
     Slot,
@@ -188,6 +187,9 @@ class CommandPlan:
         )
         #: (spec, whether there is pipeline input) -> the Recipe, or None when binding always fails
         self._recipes: dict[tuple[int, bool], tuple[CmdletSpec, Recipe | None]] = {}
+        #: the last (spec, has_pipeline_input, Recipe) used: a call site nearly always finds the same
+        #: command (one tuple, so that threads sharing the program never see a torn entry)
+        self._last: tuple[CmdletSpec | None, bool, Recipe | None] = (None, False, None)
 
     def values(self, it: Interpreter) -> Sequence[Any]:
         """The tokens' values, evaluated left to right."""
@@ -218,15 +220,24 @@ class CommandPlan:
             for token in self.shape
         ]
 
-    def bind(self, spec: CmdletSpec, values: Sequence[Any], has_pipeline_input: bool) -> Bound:
-        """What ``binder.bind`` gives for these values (from the cached Recipe when binding can succeed)."""
-        key = (id(spec), has_pipeline_input)
-        cached = self._recipes.get(key)
-        if cached is None or cached[0] is not spec:
-            cached = self._recipes[key] = (spec, recipe(spec, self.shape, has_pipeline_input))
-        made = cached[1]
+    def bind(
+        self, spec: CmdletSpec, values: Sequence[Any], has_pipeline_input: bool
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """What ``binder.bind`` gives for these values, as (params, common) (from the cached Recipe
+        when binding can succeed)."""
+        last = self._last
+        if last[0] is spec and last[1] is has_pipeline_input:
+            made = last[2]
+        else:
+            key = (id(spec), has_pipeline_input)
+            cached = self._recipes.get(key)
+            if cached is None or cached[0] is not spec:
+                cached = self._recipes[key] = (spec, recipe(spec, self.shape, has_pipeline_input))
+            made = cached[1]
+            self._last = (spec, has_pipeline_input, made)
         if made is None:
-            return bind(spec, self.tokens(values), has_pipeline_input)
+            bound = bind(spec, self.tokens(values), has_pipeline_input)
+            return bound.params, bound.common
         return made.bound(values)
 
 
@@ -521,7 +532,11 @@ class Compiler:
             name = variable_name(self.text(target))
             key = name.lower()
             if caster is None and not key.startswith("env:") and key not in _READ_ONLY:
-                return lambda it: it.session.assign(key, name, value(it))
+
+                def assign(it: Interpreter) -> None:
+                    it.variables[key] = value(it)
+
+                return assign
             store = self.assign_variable(target)
         elif target.type == "member_access":
             store = self._assign_member(target)
@@ -583,7 +598,11 @@ class Compiler:
 
             return read_only
         key = name.lower()
-        return lambda it, value: it.session.assign(key, name, value)
+
+        def assign(it: Interpreter, value: Any) -> None:
+            it.variables[key] = value
+
+        return assign
 
     # ---- commands ---------------------------------------------------------------------------------
     def command(self, node: SyntaxNode) -> CommandPlan:
@@ -714,7 +733,7 @@ class Compiler:
             key = name[4:]
             return lambda it: it.session.get_env(key)
         key = "_" if lowered == "psitem" else lowered
-        return lambda it: it.session.value(key)
+        return lambda it: it.variables.get(key)
 
     def _v_string_literal(self, node: SyntaxNode, site: Site) -> Expr:
         inner = node.named_children[0]
@@ -867,6 +886,20 @@ class Compiler:
             return None
         planned = tuple((str(key), value) for key, value in entries)
         site = self.site(operand)
+        spellings = {key.lower(): key for key, _ in planned}
+        if len(spellings) == len(planned):  # names that differ without case: no first-spelling rule
+            keys = tuple(key for key, _ in planned)
+            values = tuple(_constant(None) if value is None else value for _, value in planned)
+
+            def distinct(it: Interpreter) -> PSObject:
+                try:
+                    made = [value(it) for value in values]
+                    return PSObject.custom(spellings, dict(zip(keys, made, strict=True)))
+                except PSError as error:
+                    it.source.locate(error.record, site)
+                    raise
+
+            return distinct
 
         def custom(it: Interpreter) -> PSObject:
             result = PSObject()

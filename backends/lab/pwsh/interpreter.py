@@ -144,6 +144,8 @@ class Interpreter:
         self.server = server
         self.registry = registry
         self.session = session
+        #: the session's variables (lower-case name -> value): compiled scripts read them here
+        self.variables = session.variables
         self.now = now
         self.local = local_zone
         self._merges: list[tuple[frozenset[str], list[Any]]] = []
@@ -183,14 +185,15 @@ class Interpreter:
 
     def invoke_block(self, body: Block, item: Any) -> list[Any]:
         """Run a script block's body with ``$_`` bound to ``item`` (restored afterwards)."""
-        saved = self.session.get_variable("_")
-        self.session.set_variable("_", item)
+        variables = self.variables
+        saved = variables.get("_")
+        variables["_"] = item
         out: list[Any] = []
         try:
             for statement in body:
                 statement(self, out)
         finally:
-            self.session.set_variable("_", saved)
+            variables["_"] = saved
         return out
 
     def preference(self, name: str) -> str:
@@ -208,21 +211,21 @@ class Interpreter:
             return self._with_merges(
                 merges, lambda: block.invoke(*[t.value for t in tokens if isinstance(t, Arg)])
             )
-        bound = plan.bind(spec, values, bool(pipeline_input))
-        common = bound.common
+        params, common = plan.bind(spec, values, bool(pipeline_input))
+        variables = self.variables
         call = CommandCall(
             self,
             spec,
             error_action=common["ErrorAction"]
             if "ErrorAction" in common
-            else to_string(self.session.value("erroractionpreference")) or "Continue",
+            else to_string(variables.get("erroractionpreference")) or "Continue",
             warning_action=common["WarningAction"]
             if "WarningAction" in common
-            else to_string(self.session.value("warningpreference")) or "Continue",
+            else to_string(variables.get("warningpreference")) or "Continue",
             dot_sourced=plan.dot_sourced,
             site=plan.site,
         )
-        params, items = bound.params, list(pipeline_input or [])
+        items = list(pipeline_input) if pipeline_input else []
         try:
             if merges:
                 return self._with_merges(merges, lambda: list(spec.func(call, params, items)))
@@ -247,13 +250,16 @@ class Interpreter:
         return sink
 
     def _find(self, target: Any, key: str | None) -> CmdletSpec | ScriptBlock:
-        """The command a name means now (``key``: the name lower-cased, when the text fixes it)."""
-        if isinstance(target, ScriptBlock):
-            return target
-        name = to_string(target)
+        """The command a name means now (``key``: the name lower-cased, when the text fixes it: then
+        ``target`` is that name)."""
         if key is None:
+            if isinstance(target, ScriptBlock):
+                return target
+            name = to_string(target)
             key = name.lower()
-        spec = self.session.lookup(key) or self.registry.lookup(key)
+        else:
+            name = target
+        spec = self.session.commands.get(key) or self.registry.commands.get(key)
         if spec is not None and spec.requires_ems and not self.session.ems_loaded:
             spec = None
         if spec is None:

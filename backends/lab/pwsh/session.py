@@ -21,12 +21,13 @@ class CommandRegistry:
     """Emulated commands of one lab server (case-insensitive names) and emulated script files."""
 
     def __init__(self) -> None:
-        self._commands: dict[str, CmdletSpec] = {}
+        #: lower-case name or alias -> command (the interpreter reads it directly, once per command run)
+        self.commands: dict[str, CmdletSpec] = {}
         self._scripts: dict[str, CmdletSpec] = {}
 
     def register(self, spec: CmdletSpec) -> None:
         for name in (spec.name, *spec.aliases):
-            self._commands[name.lower()] = spec
+            self.commands[name.lower()] = spec
 
     def register_script(self, path: str, spec: CmdletSpec) -> None:
         """A script file (``& path`` / ``. path``); ``spec.name`` is what errors call it."""
@@ -34,7 +35,7 @@ class CommandRegistry:
 
     def lookup(self, key: str) -> CmdletSpec | None:
         """The command named ``key`` (lower case: names compare without case)."""
-        return self._commands.get(key)
+        return self.commands.get(key)
 
     def script(self, path: str) -> CmdletSpec | None:
         return self._scripts.get(normalise_path(path))
@@ -44,9 +45,12 @@ class Session:
     """The state of one script run, shared by the interpreter and the commands (``ctx.session``)."""
 
     def __init__(self, env: dict[str, str] | None = None) -> None:
-        self._variables: dict[str, tuple[str, Any]] = {}
+        #: lower-case name -> value; compiled scripts read and write it directly (names are lowered
+        #: when the script is compiled), everything else through get_variable / set_variable
+        self.variables: dict[str, Any] = {}
         self._env: dict[str, tuple[str, str]] = {}
-        self._commands: dict[str, CmdletSpec] = {}
+        #: commands a dot-sourced script defined, by lower-case name (read directly, like ``variables``)
+        self.commands: dict[str, CmdletSpec] = {}
         #: set by Add-PSSnapin / Connect-ExchangeServer; ``requires_ems`` commands exist only then
         self.ems_loaded = False
         #: what ``[Console]::OutputEncoding`` was set to (None: the console's default code page)
@@ -55,20 +59,10 @@ class Session:
             self.set_env(key, value)
 
     def get_variable(self, name: str, default: Any = None) -> Any:
-        entry = self._variables.get(name.lower())
-        return default if entry is None else entry[1]
+        return self.variables.get(name.lower(), default)
 
     def set_variable(self, name: str, value: Any) -> None:
-        self._variables[name.lower()] = (name, value)
-
-    def value(self, key: str) -> Any:
-        """``get_variable(name)`` for ``key = name.lower()`` (compiled scripts lower names once)."""
-        entry = self._variables.get(key)
-        return None if entry is None else entry[1]
-
-    def assign(self, key: str, name: str, value: Any) -> None:
-        """``set_variable(name, value)`` for ``key = name.lower()``."""
-        self._variables[key] = (name, value)
+        self.variables[name.lower()] = value
 
     def get_env(self, name: str) -> str | None:
         entry = self._env.get(name.lower())
@@ -80,8 +74,8 @@ class Session:
     def define_command(self, spec: CmdletSpec) -> None:
         """A command defined by a dot-sourced script (a function in the caller's scope)."""
         for name in (spec.name, *spec.aliases):
-            self._commands[name.lower()] = spec
+            self.commands[name.lower()] = spec
 
     def lookup(self, key: str) -> CmdletSpec | None:
         """The command named ``key`` (lower case: names compare without case)."""
-        return self._commands.get(key)
+        return self.commands.get(key)
