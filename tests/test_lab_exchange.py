@@ -381,3 +381,13 @@ def test_directory_objects_are_fresh_each_time_and_shape_tables_must_be_well_for
     ):
         with pytest.raises(ValueError, match="shape table"):
             Directory._fill(rows, {})
+
+
+def test_reading_a_filter_iis_cannot_address_is_its_target_error() -> None:
+    org = fleet()
+    xfilter = "system.webServer/rewrite/rules/rule[@name='a' or @name='b']"
+    for command in ("Get-WebConfiguration", "Get-WebConfigurationProperty -Name name"):
+        result = run(org, "EX01", f'{command} -PSPath "{OWA}" -Filter "{xfilter}"')
+        err = result.stderr.decode().replace("_x000D__x000A_", "")
+        assert result.exit_code == 1 and "ConfigurationException" in err, err
+        assert "is not found at path 'MACHINE/WEBROOT/APPHOST/Default Web Site/owa'" in err, err

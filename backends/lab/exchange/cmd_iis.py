@@ -43,11 +43,17 @@ def _target_error(server: LabServer, location: str, xfilter: str, command: str) 
     )
 
 
-class _addressing:  # lower case: used like the function it replaced
-    """A filter that names nothing to write to (or cannot be read) is IIS's target error.
+def _found(server: LabServer, location: str, xfilter: str, command: str) -> list[Any]:
+    """``server.iis.find`` for the reading cmdlets, with ``_addressing``'s error, in one call:
+    Get-WebConfiguration runs ~75 times per status script."""
+    try:
+        return server.iis.find(location, xfilter)
+    except IISTargetError:
+        raise _target_error(server, location, xfilter, command) from None
 
-    A class, not @contextmanager: Get-WebConfiguration runs ~75 times per status script.
-    """
+
+class _addressing:  # lower case: used like the function it replaced
+    """A filter that names nothing to write to (or cannot be read) is IIS's target error."""
 
     def __init__(self, server: LabServer, location: str, xfilter: str, command: str) -> None:
         self._args = (server, location, xfilter, command)
@@ -65,8 +71,7 @@ def get_web_configuration(ctx: CommandContext, params: dict[str, Any], _: list[A
     location = _location(server, params, "GetConfigurationCommand")
     out = []
     for xfilter in as_strings(params.get("Filter")):
-        with _addressing(server, location, xfilter, "GetConfigurationCommand"):
-            found = server.iis.find(location, xfilter)
+        found = _found(server, location, xfilter, "GetConfigurationCommand")
         out += [server.iis.element_object(e, location, xfilter) for e in found]
     return out
 
@@ -78,9 +83,7 @@ def get_web_configuration_property(
     location = _location(server, params, "GetConfigurationPropertyCommand")
     xfilter = str(params.get("Filter") or "")
     out: list[Any] = []
-    with _addressing(server, location, xfilter, "GetConfigurationPropertyCommand"):
-        found = server.iis.find(location, xfilter)
-    for element in found:
+    for element in _found(server, location, xfilter, "GetConfigurationPropertyCommand"):
         obj = server.iis.element_object(element, location, xfilter)
         for name in as_strings(params.get("Name")):
             if name == ".":

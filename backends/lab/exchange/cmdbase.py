@@ -34,6 +34,8 @@ def path_not_found(path: str, command: str) -> ErrorRecord:
 
 def as_strings(value: Any) -> list[str]:
     """A parameter value that may be one string, an array, or $null."""
+    if value.__class__ is str:  # the commonest (the rules below give the same)
+        return [value]
     if value is None:
         return []
     if isinstance(value, (list, tuple)):

@@ -76,6 +76,11 @@ class PSObject:
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name.lower() in self._names
 
+    def member(self, key: str) -> Any:
+        """``get(key)`` for a name already lower-cased (compiled scripts lower member names once)."""
+        real = self._names.get(key)
+        return None if real is None else self._values[real]
+
     def get(self, name: str, default: Any = None) -> Any:
         real = self._names.get(name.lower())
         return default if real is None else self._values[real]

@@ -185,18 +185,31 @@ class CommandPlan:
             if all(k in (TOKEN, ARG) for k, _ in evaluate)
             else None
         )
+        #: the tokens' values, evaluated left to right
+        self.values = self._values()
         #: (spec, whether there is pipeline input) -> the Recipe, or None when binding always fails
         self._recipes: dict[tuple[int, bool], tuple[CmdletSpec, Recipe | None]] = {}
         #: the last (spec, has_pipeline_input, Recipe) used: a call site nearly always finds the same
         #: command (one tuple, so that threads sharing the program never see a torn entry)
         self._last: tuple[CmdletSpec | None, bool, Recipe | None] = (None, False, None)
 
-    def values(self, it: Interpreter) -> Sequence[Any]:
-        """The tokens' values, evaluated left to right."""
-        if self._constant is not None:
-            return self._constant
-        if self._makers is not None:
-            return [make(it) for make in self._makers]
+    def _values(self) -> Callable[[Interpreter], Sequence[Any]]:
+        """``values``: the shortest way for this plan (most commands have one or two arguments)."""
+        constant, makers = self._constant, self._makers
+        if constant is not None:
+            return lambda it: constant
+        if makers is None:
+            return self._evaluated
+        if len(makers) == 1:
+            (first,) = makers
+            return lambda it: [first(it)]
+        if len(makers) == 2:
+            first, second = makers
+            return lambda it: [first(it), second(it)]
+        return lambda it: [make(it) for make in makers]
+
+    def _evaluated(self, it: Interpreter) -> Sequence[Any]:
+        """The values when some token only evaluates (``-Name::value``) or fails."""
         values: list[Any] = []
         for kind, payload in self._evaluate:
             if kind == TOKEN:
@@ -261,6 +274,13 @@ class Compiler:
         self.mapped = mapped
         self.parameters = parameters or {}
         self.consumed: set[int] = set()
+        #: expressions that only read: ("const", value), ("literal", index in it.literals) or
+        #: ("var", lower-case name), which the closures built over them read in place
+        self._reads: dict[Expr, tuple[str, Any]] = {}
+        #: expressions that position every PSError they raise themselves (or raise none)
+        self._locating: set[Expr] = set()
+        #: assignments to a plain variable: the closure -> (lower-case name, value expression)
+        self._stores: dict[Callable[[Interpreter], None], tuple[str, Expr]] = {}
 
     def text(self, node: SyntaxNode) -> str:
         return self.original[node.start : node.end]
@@ -270,6 +290,28 @@ class Compiler:
 
     def holds_parameters(self, node: SyntaxNode) -> bool:
         return any(node.start <= start < node.end for start in self.parameters)
+
+    def _read(self, kind: str, payload: Any, expr: Expr) -> Expr:
+        self._reads[expr] = (kind, payload)
+        self._locating.add(expr)  # a read raises nothing
+        return expr
+
+    def _constant(self, value: Any) -> Expr:
+        return self._read("const", value, _constant(value))
+
+    def _locates(self, expr: Expr) -> Expr:
+        self._locating.add(expr)
+        return expr
+
+    def _locating_as(self, operand: Expr, expr: Expr) -> Expr:
+        """``expr`` adds no error of its own to ``operand``'s: it positions them as ``operand`` does."""
+        if operand in self._locating:
+            self._locating.add(expr)
+        return expr
+
+    def _located(self, site: Site, expr: Expr) -> Expr:
+        """``_located``, unless ``expr`` positions its errors itself: the wrapper could never act."""
+        return expr if expr in self._locating else self._locates(_located(site, expr))
 
     # ---- statements -------------------------------------------------------------------------------
     def statement_nodes(self, node: SyntaxNode) -> list[SyntaxNode]:
@@ -333,6 +375,9 @@ class Compiler:
         child = node.named_children[0]
         if child.type == "assignment_expression":
             assign = self.assignment(child)
+            store = self._stores.get(assign)
+            if store is not None:
+                return self._store_statement(site, *store)
 
             def assignment(it: Interpreter, out: list[Any]) -> None:
                 try:
@@ -357,6 +402,38 @@ class Compiler:
 
         return pipeline
 
+    def _store_statement(self, site: Site, key: str, value: Expr) -> Stmt:
+        """``$name = value`` as a statement (the commonest): a constant or a single-quoted string is
+        stored without a call and cannot fail; anything else as the assignment statement above."""
+        read = self._reads.get(value)
+        if read is not None and read[0] == "const":
+            constant = read[1]
+
+            def store_constant(it: Interpreter, out: list[Any]) -> None:
+                it.last_ok = True
+                it.variables[key] = constant
+
+            return store_constant
+        if read is not None and read[0] == "literal":
+            index = read[1]
+
+            def store_literal(it: Interpreter, out: list[Any]) -> None:
+                it.last_ok = True
+                it.variables[key] = it.literals[index]
+
+            return store_literal
+
+        def store(it: Interpreter, out: list[Any]) -> None:
+            try:
+                it.last_ok = True
+                it.variables[key] = value(it)
+            except ScriptHalt:
+                raise
+            except PSError as error:
+                it.statement_failed(error, site)
+
+        return store
+
     def _if(self, node: SyntaxNode) -> Stmt:
         clauses: list[tuple[Expr | None, Block]] = []
         condition = node.child_by_field_name("condition")
@@ -373,6 +450,16 @@ class Compiler:
                 block = next(c for c in child.named_children if c.type == "statement_block")
                 clauses.append((None, self._body(block)))
         chosen = tuple(clauses)
+        if len(chosen) == 1 and chosen[0][0] is not None:
+            ((only, then),) = chosen
+
+            def run_if(it: Interpreter, out: list[Any]) -> None:
+                value = only(it)
+                if value is True or (value is not False and to_bool(value)):
+                    for statement in then:
+                        statement(it, out)
+
+            return run_if
 
         def run(it: Interpreter, out: list[Any]) -> None:
             for test, block in chosen:
@@ -395,7 +482,8 @@ class Compiler:
         body = self._body(next(c for c in node.named_children if c.type == "statement_block"))
 
         def run(it: Interpreter, out: list[Any]) -> None:
-            for item in as_list(source(it)):
+            items = source(it)
+            for item in items if items.__class__ is list else as_list(items):
                 assign(it, item)
                 for statement in body:
                     statement(it, out)
@@ -536,6 +624,7 @@ class Compiler:
                 def assign(it: Interpreter) -> None:
                     it.variables[key] = value(it)
 
+                self._stores[assign] = (key, value)
                 return assign
             store = self.assign_variable(target)
         elif target.type == "member_access":
@@ -711,7 +800,7 @@ class Compiler:
         try:
             run: Expr = handler(node, site)
         except Exception as error:  # re-raised when evaluated, as the walker did
-            return _located(site, _raiser(_deferred(error)))
+            return self._located(site, _raiser(_deferred(error)))
         return run
 
     def _v_unary_expression(self, node: SyntaxNode, site: Site) -> Expr:
@@ -724,16 +813,16 @@ class Compiler:
         name = variable_name(self.text(node))
         lowered = name.lower()
         if lowered == "true":
-            return _constant(True)
+            return self._constant(True)
         if lowered == "false":
-            return _constant(False)
+            return self._constant(False)
         if lowered == "null":
-            return _constant(None)
+            return self._constant(None)
         if lowered.startswith("env:"):
             key = name[4:]
-            return lambda it: it.session.get_env(key)
+            return self._locates(lambda it: it.session.get_env(key))
         key = "_" if lowered == "psitem" else lowered
-        return lambda it: it.variables.get(key)
+        return self._read("var", key, lambda it: it.variables.get(key))
 
     def _v_string_literal(self, node: SyntaxNode, site: Site) -> Expr:
         inner = node.named_children[0]
@@ -742,11 +831,11 @@ class Compiler:
         if inner.type == "verbatim_string_characters":
             index = self.parameters.get(inner.start)
             if index is None:
-                return _constant(_unquote_single(text[1:-1], mapped[1:-1]))
+                return self._constant(_unquote_single(text[1:-1], mapped[1:-1]))
             self.consumed.add(index)
-            return lambda it: it.literals[index]
+            return self._read("literal", index, lambda it: it.literals[index])
         if inner.type == "verbatim_here_string_characters":
-            return _constant(_here_body(text))
+            return self._constant(_here_body(text))
         if inner.type in ("expandable_string_literal", "expandable_here_string_literal"):
             return self._expand(inner, text, mapped, site)
         inner_site = self.site(inner)
@@ -771,13 +860,13 @@ class Compiler:
             position = child_end
         parts.append(_unescape(text[position:end], mapped[position:end], here))
         if all(isinstance(part, str) for part in parts):
-            return _constant("".join(part for part in parts if isinstance(part, str)))
+            return self._constant("".join(part for part in parts if isinstance(part, str)))
         pieces = tuple(parts)
 
         def expand(it: Interpreter) -> str:
             return "".join(part if isinstance(part, str) else part(it) for part in pieces)
 
-        return _located(site, expand) if blocks else expand
+        return self._located(site, expand) if blocks else self._locates(expand)
 
     def _sub_expression_text(self, node: SyntaxNode) -> Expr:
         block = self.block(node.child_by_field_name("statements"))
@@ -793,14 +882,14 @@ class Compiler:
     def _v_integer_literal(self, node: SyntaxNode, site: Site) -> Expr:
         text = self.text(node)
         try:
-            return _constant(int(text, 16) if text.lower().startswith("0x") else int(text))
+            return self._constant(int(text, 16) if text.lower().startswith("0x") else int(text))
         except ValueError:
             return _raiser(_unsupported(site, f"The number literal '{text}'"))
 
     def _v_real_literal(self, node: SyntaxNode, site: Site) -> Expr:
         text = self.text(node)
         try:
-            return _constant(float(text))
+            return self._constant(float(text))
         except ValueError:
             return _raiser(_unsupported(site, f"The number literal '{text}'"))
 
@@ -817,7 +906,7 @@ class Compiler:
                 raise
             return out
 
-        return array if block else lambda it: []
+        return self._locates(array if block else lambda it: [])
 
     def _v_sub_expression(self, node: SyntaxNode, site: Site) -> Expr:
         block = self.block(node.child_by_field_name("statements"))
@@ -832,10 +921,10 @@ class Compiler:
                 raise
             return collect(out)
 
-        return sub
+        return self._locates(sub)
 
     def _v_parenthesized_expression(self, node: SyntaxNode, site: Site) -> Expr:
-        return _located(site, self.value_of_pipeline(node.named_children[0]))
+        return self._located(site, self.value_of_pipeline(node.named_children[0]))
 
     def _v_array_literal_expression(self, node: SyntaxNode, site: Site) -> Expr:
         items = tuple(self.value(child) for child in node.named_children)
@@ -869,7 +958,7 @@ class Compiler:
                 raise
             return result
 
-        return table
+        return self._locates(table)
 
     def _custom_object(self, operand: SyntaxNode) -> Expr | None:
         """``[pscustomobject]@{ a = ..; b = .. }`` with bare-name keys, built straight into the object.
@@ -899,7 +988,7 @@ class Compiler:
                     it.source.locate(error.record, site)
                     raise
 
-            return distinct
+            return self._locates(distinct)
 
         def custom(it: Interpreter) -> PSObject:
             result = PSObject()
@@ -911,7 +1000,7 @@ class Compiler:
                 raise
             return result
 
-        return custom
+        return self._locates(custom)
 
     def _v_script_block_expression(self, node: SyntaxNode, site: Site) -> Expr:
         block_node = node.named_children[0] if node.named_children else None
@@ -931,20 +1020,20 @@ class Compiler:
     def _v_expression_with_unary_operator(self, node: SyntaxNode, site: Site) -> Expr:
         first = node.children[0]
         if first.type == "cast_expression":
-            return _located(site, self.value(first))
+            return self._located(site, self.value(first))
         operand = self.value(node.named_children[-1])
         operator = first.type.lower()
         if operator in ("-not", "!"):
-            return lambda it: not to_bool(operand(it))
+            return self._locating_as(operand, lambda it: not to_bool(operand(it)))
         if operator == "-":
-            return _located(site, lambda it: -to_number(operand(it)))
+            return self._located(site, lambda it: -to_number(operand(it)))
         what = f"The unary operator '{first.type}'"
 
         def unsupported(it: Interpreter) -> NoReturn:
             operand(it)
             raise it.source.not_supported(site, what)
 
-        return _located(site, unsupported)
+        return self._located(site, unsupported)
 
     def _v_cast_expression(self, node: SyntaxNode, site: Site) -> Expr:
         type_literal, operand_node = node.named_children[0], node.named_children[1]
@@ -954,9 +1043,9 @@ class Compiler:
             return fused
         operand = self.value(operand_node)
         if kind == "string":  # to_string and to_bool never fail: nothing to position
-            return lambda it: to_string(operand(it))
+            return self._locating_as(operand, lambda it: to_string(operand(it)))
         if kind == "bool":
-            return lambda it: to_bool(operand(it))
+            return self._locating_as(operand, lambda it: to_bool(operand(it)))
         convert = self.cast(node, type_literal)
 
         def cast(it: Interpreter) -> Any:
@@ -966,7 +1055,7 @@ class Compiler:
                 it.source.locate(error.record, site)
                 raise
 
-        return cast
+        return self._locates(cast)
 
     def cast(self, node: SyntaxNode, type_literal: SyntaxNode) -> Caster:
         kind = CAST_TYPES.get(type_key(self.text(type_literal)))
@@ -1006,7 +1095,7 @@ class Compiler:
         op = self.text(operator).lower()
         lhs, rhs = self.value(left), self.value(right)
         if op in ("-match", "-notmatch"):
-            return _located(site, lambda it: it.match(op, lhs(it), rhs(it)))
+            return self._located(site, lambda it: it.match(op, lhs(it), rhs(it)))
 
         compare = comparison(op)
 
@@ -1017,7 +1106,7 @@ class Compiler:
                 it.source.locate(error.record, site)
                 raise
 
-        return compared
+        return self._locates(compared)
 
     _v_comparison_argument_expression = _v_comparison_expression
 
@@ -1056,7 +1145,7 @@ class Compiler:
                 it.source.locate(error.record, site)
                 raise
 
-        return additive
+        return self._locates(additive)
 
     _v_additive_argument_expression = _v_additive_expression
 
@@ -1068,7 +1157,13 @@ class Compiler:
                 return lambda it: Encoding("utf-8", bom=True)
             return lambda it: it.session.output_encoding
         target = self.value(owner)
-        return lambda it: methods.member(target(it), name)
+        key = name.lower()
+
+        def member(it: Interpreter) -> Any:  # member never fails: nothing to position
+            found = target(it)
+            return found.member(key) if found.__class__ is PSObject else methods.member(found, name)
+
+        return self._locating_as(target, member)
 
     def _v_invocation_expression(self, node: SyntaxNode, site: Site) -> Expr:
         owner = self.value(node.named_children[0])
@@ -1090,11 +1185,11 @@ class Compiler:
                 it.source.locate(error.record, site)
                 raise
 
-        return invocation
+        return self._locates(invocation)
 
     def _v_element_access(self, node: SyntaxNode, site: Site) -> Expr:
         owner, index = self.value(node.named_children[0]), self.value(node.named_children[1])
-        return _located(site, lambda it: methods.index(owner(it), index(it)))
+        return self._located(site, lambda it: methods.index(owner(it), index(it)))
 
 
 def _unquote_single(text: str, mapped: str) -> str:

@@ -63,7 +63,6 @@ class CommandCall:
         spec: CmdletSpec,
         error_action: str,
         warning_action: str,
-        *,
         dot_sourced: bool,
         site: Site,
     ) -> None:
@@ -201,10 +200,18 @@ class Interpreter:
 
     # ---- commands -----------------------------------------------------------------------------------
     def run_command(self, plan: CommandPlan, pipeline_input: list[Any] | None) -> list[Any]:
-        target: Any = plan.name if plan.target is None else plan.target(self)
-        values = plan.values(self)
+        key = plan.key
+        if key is not None:  # a name in the text: found in the session's or the registry's table
+            values = plan.values(self)
+            session = self.session
+            spec = session.commands.get(key) or self.registry.commands.get(key)
+            if spec is None or (spec.requires_ems and not session.ems_loaded):
+                spec = self._find(plan.name, key)
+        else:
+            target = plan.target(self) if plan.target is not None else plan.name
+            values = plan.values(self)
+            spec = self._find(target, None)
         merges = plan.merges
-        spec = self._find(target, plan.key)
         if isinstance(spec, ScriptBlock):
             block = spec
             tokens = plan.tokens(values)
@@ -212,19 +219,21 @@ class Interpreter:
                 merges, lambda: block.invoke(*[t.value for t in tokens if isinstance(t, Arg)])
             )
         params, common = plan.bind(spec, values, bool(pipeline_input))
-        variables = self.variables
-        call = CommandCall(
-            self,
-            spec,
-            error_action=common["ErrorAction"]
-            if "ErrorAction" in common
-            else to_string(variables.get("erroractionpreference")) or "Continue",
-            warning_action=common["WarningAction"]
-            if "WarningAction" in common
-            else to_string(variables.get("warningpreference")) or "Continue",
-            dot_sourced=plan.dot_sourced,
-            site=plan.site,
-        )
+        if "ErrorAction" in common:
+            error_action = common["ErrorAction"]
+        else:
+            preference = self.variables.get("erroractionpreference")
+            error_action = preference if preference.__class__ is str and preference else (
+                to_string(preference) or "Continue"
+            )
+        if "WarningAction" in common:
+            warning_action = common["WarningAction"]
+        else:
+            preference = self.variables.get("warningpreference")
+            warning_action = preference if preference.__class__ is str and preference else (
+                to_string(preference) or "Continue"
+            )
+        call = CommandCall(self, spec, error_action, warning_action, plan.dot_sourced, plan.site)
         items = list(pipeline_input) if pipeline_input else []
         try:
             if merges:

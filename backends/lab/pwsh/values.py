@@ -150,6 +150,8 @@ def invariant_date(value: datetime) -> str:
 
 def to_string(value: Any) -> str:
     """PowerShell's conversion to [string] (string expansion, -join, casts)."""
+    if value.__class__ is str:  # by far the commonest: one test, then the rules in their order
+        return value
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -243,6 +245,8 @@ def to_int(value: Any) -> int:
 
 def to_bool(value: Any) -> bool:
     """PowerShell truth: "", 0, $null and empty arrays are false; one element decides for its array."""
+    if value is True or value is False:  # what comparisons give: the commonest
+        return value
     if value is None:
         return False
     if isinstance(value, bool):
@@ -338,6 +342,8 @@ def wildcard_regex(pattern: str) -> re.Pattern[str]:
 
 
 def _scalar_equal(left: Any, right: Any, local: timezone) -> bool:
+    if left.__class__ is str and right.__class__ is str:  # the commonest: as the str rule below
+        return left == right or left.lower() == right.lower()
     if left is None or right is None:
         return left is None and right is None
     if isinstance(left, str):
@@ -420,7 +426,8 @@ def comparison(op: str) -> Callable[[Any, Any, timezone], Any]:
         def wildcard(left: Any, right: Any, local: timezone) -> Any:
             if isinstance(left, list):
                 return [item for item in left if compare(op, item, right, local) is True]
-            hit = wildcard_regex(to_string(right)).match(to_string(left)) is not None
+            pattern = wildcard_regex(right if right.__class__ is str else to_string(right))
+            hit = pattern.match(left if left.__class__ is str else to_string(left)) is not None
             return hit if like else not hit
 
         return wildcard
@@ -429,6 +436,10 @@ def comparison(op: str) -> Callable[[Any, Any, timezone], Any]:
 
 def add(left: Any, right: Any) -> Any:
     """``+``: numbers add, strings concatenate, arrays append, hashtables merge, as the left operand says."""
+    if left.__class__ is str:  # the commonest cases first (the rules below give the same)
+        return left + (right if right.__class__ is str else to_string(right))
+    if left.__class__ is list:
+        return left + (right if isinstance(right, list) else [right])
     if left is None:
         return list(right) if isinstance(right, list) else right
     if isinstance(left, list):
