@@ -23,8 +23,8 @@ from typing import Any
 import requests
 from emconsole.backends.base import BackendFailure, RawResult
 from emconsole.backends.winrm.errors import FAULT_INVALID_SELECTORS, map_exception, timeout_failure
+from emconsole.backends.winrm.wsman import WSManProtocol
 from winrm.exceptions import WinRMOperationTimeoutError, WSManFaultError
-from winrm.protocol import Protocol
 
 from emconsole.models import FailureKind, ServerFailure
 
@@ -57,8 +57,9 @@ class ConnectionSettings:
         return f"{self.scheme}://{self.host}:{self.port}/wsman"
 
 
-class _CountingProtocol(Protocol):
-    """pywinrm's Protocol, counting requests and bytes (round trips per call, for the command log)."""
+class _CountingProtocol(WSManProtocol):
+    """pywinrm's Protocol (messages by ``WSManProtocol``), counting requests and bytes (round trips per
+    call, for the command log)."""
 
     requests_sent = 0
     bytes_sent = 0
