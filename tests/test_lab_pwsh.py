@@ -413,3 +413,22 @@ foreach ($i in @(1, 2)) {
         '{"Identity":null,"Enabled":null,"Input":2}',
         '{"Identity":2,"Enabled":null,"Input":0}',
     ]
+
+
+def test_where_and_foreach_with_a_block_written_in_place_do_what_the_commands_do() -> None:
+    script = """
+@(1, 2, 3, $null, 'a', @()) | Where-Object W{ $_ -ne 2 } | ForEach-Object P{ "<$_>"; $_ }
+@() | Where-Object W{ 'never' } | ForEach-Object P{ 'never' }
+$null | ForEach-Object P{ "null: [$_]" }
+@('x', 'y') | ForEach-Object P{ Get-Thing -Fail -ErrorAction Continue | Out-Null; $_ }
+$Seen = @('k') | Where-Object W{ @($_, $_) }
+$Seen
+try { @(1) | ForEach-Object P{ Get-Thing -Die; 'not here' } } catch { $_.FullyQualifiedErrorId }
+"""
+    in_place = run(script.replace("W{", "{").replace("P{", "{"))
+    # named parameters: through binding and the commands' functions
+    bound = run(script.replace("W{", "-FilterScript {").replace("P{", "-Process {"))
+    assert lines(in_place) == lines(bound) == [
+        "<1>", "1", "<3>", "3", "<>", "<a>", "a", "null: []", "x", "y", "k", "ThingDied,Get-Thing",
+    ]  # fmt: skip
+    assert in_place.stderr.count("ThingFailed,Get-Thing") == bound.stderr.count("ThingFailed") == 2

@@ -304,19 +304,23 @@ def _p(name: str, position: int | None = None, **kwargs: Any) -> ParamSpec:
     return ParamSpec(name, position=position, **kwargs)
 
 
+#: the interpreter runs these two in place when a script block is written as their only argument
+#: (``Interpreter.run_command``): a script block written there always binds to the first parameter
+WHERE_OBJECT = CmdletSpec(
+    "Where-Object",
+    where_object,
+    (_p("FilterScript", 0, mandatory=True), _p("InputObject", pipeline=True)),
+    aliases=("where", "?"),
+)
+FOREACH_OBJECT = CmdletSpec(
+    "ForEach-Object",
+    foreach_object,
+    (_p("Process", 0, mandatory=True), _p("InputObject", pipeline=True)),
+    aliases=("foreach", "%"),
+)
 CORE_COMMANDS = (
-    CmdletSpec(
-        "Where-Object",
-        where_object,
-        (_p("FilterScript", 0, mandatory=True), _p("InputObject", pipeline=True)),
-        aliases=("where", "?"),
-    ),
-    CmdletSpec(
-        "ForEach-Object",
-        foreach_object,
-        (_p("Process", 0, mandatory=True), _p("InputObject", pipeline=True)),
-        aliases=("foreach", "%"),
-    ),
+    WHERE_OBJECT,
+    FOREACH_OBJECT,
     CmdletSpec(
         "Select-Object",
         select_object,

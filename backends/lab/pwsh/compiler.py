@@ -187,6 +187,8 @@ class CommandPlan:
         )
         #: the tokens' values, evaluated left to right
         self.values = self._values()
+        #: the body of the script block when one written in place is the only argument (``{ ... }``)
+        self.block: Block | None = None
         #: (spec, whether there is pipeline input) -> the Recipe, or None when binding always fails
         self._recipes: dict[tuple[int, bool], tuple[CmdletSpec, Recipe | None]] = {}
         #: the last (spec, has_pipeline_input, Recipe) used: a call site nearly always finds the same
@@ -279,6 +281,8 @@ class Compiler:
         self._reads: dict[Expr, tuple[str, Any]] = {}
         #: expressions that position every PSError they raise themselves (or raise none)
         self._locating: set[Expr] = set()
+        #: script block literals: the expression -> the block's body
+        self._blocks: dict[Expr, Block] = {}
         #: assignments to a plain variable: the closure -> (lower-case name, value expression)
         self._stores: dict[Callable[[Interpreter], None], tuple[str, Expr]] = {}
 
@@ -706,7 +710,10 @@ class Compiler:
         else:
             target = self._command_target(name_node)
         steps, merges = self._arguments(node.child_by_field_name("command_elements"))
-        return CommandPlan(self.site(node), name, target, dot_sourced, steps, merges)
+        plan = CommandPlan(self.site(node), name, target, dot_sourced, steps, merges)
+        if len(steps) == 1 and steps[0][0] == ARG:
+            plan.block = self._blocks.get(steps[0][1])
+        return plan
 
     def _command_target(self, node: SyntaxNode) -> Expr:
         inner = node.named_children[0]
@@ -1015,6 +1022,7 @@ class Compiler:
 
             return ScriptBlock(fixed if fixed is not None else it.source.slice(site)[1:-1], invoke)
 
+        self._blocks[script_block] = body
         return script_block
 
     def _v_expression_with_unary_operator(self, node: SyntaxNode, site: Site) -> Expr:

@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 from emconsole.backends.lab.pwsh.api import CmdletSpec, ErrorRecord, PSError, ScriptBlock
 from emconsole.backends.lab.pwsh.binder import Arg
+from emconsole.backends.lab.pwsh.commands import FOREACH_OBJECT, WHERE_OBJECT
 from emconsole.backends.lab.pwsh.records import InformationRecord, WarningRecord
 from emconsole.backends.lab.pwsh.session import CommandRegistry, Session
-from emconsole.backends.lab.pwsh.values import Hashtable, to_string
+from emconsole.backends.lab.pwsh.values import Hashtable, to_bool, to_string
 
 if TYPE_CHECKING:
     from emconsole.backends.lab.pwsh.compiler import Block, CommandPlan, Program
@@ -212,6 +213,8 @@ class Interpreter:
             values = plan.values(self)
             spec = self._find(target, None)
         merges = plan.merges
+        if plan.block is not None and not merges and (spec is WHERE_OBJECT or spec is FOREACH_OBJECT):
+            return self._in_place(plan, spec, plan.block, pipeline_input)
         if isinstance(spec, ScriptBlock):
             block = spec
             tokens = plan.tokens(values)
@@ -242,9 +245,40 @@ class Interpreter:
         except ScriptHalt:
             raise
         except PSError as error:
-            error.record.command = error.record.command or spec.name
-            error.record.invocation = error.record.invocation or self.source.invocation(plan.site)
+            self._attribute(error, spec, plan)
             raise
+
+    def _in_place(
+        self, plan: CommandPlan, spec: CmdletSpec, body: Block, pipeline_input: list[Any] | None
+    ) -> list[Any]:
+        """``Where-Object { ... }`` / ``ForEach-Object { ... }``: what ``where_object`` and
+        ``foreach_object`` do with that block, without making the ScriptBlock, binding it (it always
+        binds to the first parameter) or the command's context (neither reads it). Half the commands
+        of a status script are these, most of them with nothing to filter."""
+        out: list[Any] = []
+        if not pipeline_input:
+            return out
+        invoke = self.invoke_block
+        try:
+            if spec is WHERE_OBJECT:
+                for item in pipeline_input:
+                    result = invoke(body, item)
+                    if to_bool(result[0] if len(result) == 1 else result):
+                        out.append(item)
+            else:
+                for item in pipeline_input:
+                    out.extend(invoke(body, item))
+        except ScriptHalt:
+            raise
+        except PSError as error:
+            self._attribute(error, spec, plan)
+            raise
+        return out
+
+    def _attribute(self, error: PSError, spec: CmdletSpec, plan: CommandPlan) -> None:
+        """A command's error names the command and where it is written, unless it already does."""
+        error.record.command = error.record.command or spec.name
+        error.record.invocation = error.record.invocation or self.source.invocation(plan.site)
 
     def _with_merges(self, merges: frozenset[str], run: Callable[[], list[Any]]) -> list[Any]:
         if not merges:
