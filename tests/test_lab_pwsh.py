@@ -432,3 +432,17 @@ try { @(1) | ForEach-Object P{ Get-Thing -Die; 'not here' } } catch { $_.FullyQu
         "<1>", "1", "<3>", "3", "<>", "<a>", "a", "null: []", "x", "y", "k", "ThingDied,Get-Thing",
     ]  # fmt: skip
     assert in_place.stderr.count("ThingFailed,Get-Thing") == bound.stderr.count("ThingFailed") == 2
+
+
+def test_like_is_the_wildcard_regex_match_whichever_way_it_is_tested() -> None:
+    from emconsole.backends.lab.pwsh.values import wildcard_regex, wildcard_test
+
+    patterns = ["EEMS *", "*/rules", "*Rule*", "abc", "", "*", "**", "a*b", "a?c", "[ab]*", "`*x", "x*"]
+    patterns += ["*k*", "*s", "é*"]
+    texts = ["EEMS M2", "eems m2", "x/RULES", "A rule here", "", "abc", "ABC", "a\nb", "*x", "xyz", "k", "S"]
+    texts += ["\u212a", "\u017f", "é", "É", "ab\u212a"]  # Kelvin sign and long s fold to k and s
+    for pattern in patterns:
+        for text in texts:
+            matched = wildcard_regex(pattern).match(text) is not None
+            assert wildcard_test(pattern)(text) == matched, (pattern, text)
+    assert lines(run("'x/RULES' -like '*/rules'\n'EEMS' -notlike 'EEMS *'")) == ["True", "True"]

@@ -87,3 +87,9 @@ $o | ConvertTo-Json -Compress -Depth 3
         "1970-01-01T00:00:00.0000000Z",
         '{"schema":1,"rows":[{"id":"M2"},{"id":"M1"}],"t":"\\/Date(0)\\/"}',
     ]
+
+
+def test_strings_escape_exactly_what_javascriptserializer_escapes() -> None:
+    assert out('"plain é € / ok" | ConvertTo-Json') == '"plain é € / ok"\r\n'
+    escaped = '"q\\"b\\\\\\n\\r\\b\\f\\u0000\\u001b\\u000b"\r\n'
+    assert out('"q`"b\\`n`r`b`f`0`e`v" | ConvertTo-Json') == escaped

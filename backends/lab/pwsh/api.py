@@ -27,6 +27,24 @@ class PSEnum:
         return self.name
 
 
+#: names of the large objects cmdlets make again and again (Get-OrganizationConfig: 169) -> their
+#: lower-case map, copied for each object
+_SPELLINGS: dict[tuple[str, ...], dict[str, str]] = {}
+
+
+def _spellings(properties: dict[str, Any]) -> dict[str, str]:
+    """Each name lower-cased -> the name (the last of any that differ only in case)."""
+    if len(properties) < 16:
+        return {key.lower(): key for key in properties}
+    names = tuple(properties)
+    known = _SPELLINGS.get(names)
+    if known is None:
+        if len(_SPELLINGS) >= 256:
+            _SPELLINGS.clear()
+        known = _SPELLINGS[names] = {key.lower(): key for key in names}
+    return dict(known)
+
+
 class PSObject:
     """An object with ordered, case-insensitive properties and a .NET type name list."""
 
@@ -47,7 +65,7 @@ class PSObject:
             return
         # The cmdlets build objects of up to ~170 properties: in one pass when the names differ
         # without case (always, in practice), else one by one (first spelling, last value).
-        self._names = {key.lower(): key for key in properties}
+        self._names = _spellings(properties)
         if len(self._names) == len(properties):
             self._values = dict(properties)
             return

@@ -10,6 +10,7 @@ own layout: 4 spaces, ``"key":  value`` and nested blocks aligned under the key,
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
@@ -36,7 +37,13 @@ _ESCAPES = {
 _TRANSLATION = str.maketrans({**{chr(code): f"\\u{code:04x}" for code in range(0x20)}, **_ESCAPES})
 
 
+#: a text without any of those characters is written as it is (most are)
+_ESCAPED = re.compile("[\x00-\x1f" + re.escape("".join(_ESCAPES)) + "]")
+
+
 def _string(text: str) -> str:
+    if _ESCAPED.search(text) is None:
+        return '"' + text + '"'
     return '"' + text.translate(_TRANSLATION) + '"'
 
 
@@ -46,9 +53,16 @@ _name = lru_cache(maxsize=2048)(_string)
 
 def _compact(value: Any, depth: int, max_depth: int, local: timezone) -> str:
     """JavaScriptSerializer's text of one value reached at ``depth``."""
+    kind = value.__class__  # the commonest exact types first: the same branches as the tests below
+    if kind is str:
+        return _string(value)
+    if kind is PSObject and depth <= max_depth:
+        return _object(value, depth, max_depth, local)
+    if kind is list and depth <= max_depth:
+        return _array(value, depth, max_depth, local)
     if value is None:
         return "null"
-    if isinstance(value, str):  # the commonest first: the types tested are disjoint
+    if isinstance(value, str):  # a str subclass (the types tested are disjoint)
         return _string(value)
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -63,16 +77,9 @@ def _compact(value: Any, depth: int, max_depth: int, local: timezone) -> str:
     if depth > max_depth:
         return _string(to_string(value) if isinstance(value, (PSObject, list)) else type_name(value))
     if isinstance(value, PSObject):
-        return (
-            "{"
-            + ",".join(
-                f"{_name(name)}:{_compact(item, depth + 1, max_depth, local)}"
-                for name, item in value.properties()
-            )
-            + "}"
-        )
+        return _object(value, depth, max_depth, local)
     if isinstance(value, list):
-        return "[" + ",".join(_compact(item, depth + 1, max_depth, local) for item in value) + "]"
+        return _array(value, depth, max_depth, local)
     if isinstance(value, Hashtable):
         return (
             "{"
@@ -96,6 +103,21 @@ def _compact(value: Any, depth: int, max_depth: int, local: timezone) -> str:
     if isinstance(value, ScriptBlock):
         return _string(value.text)
     return _string(type_name(value))
+
+
+def _object(value: PSObject, depth: int, max_depth: int, local: timezone) -> str:
+    inner = depth + 1
+    return (
+        "{"
+        + ",".join(
+            [f"{_name(name)}:{_compact(item, inner, max_depth, local)}" for name, item in value.properties()]
+        )
+        + "}"
+    )
+
+
+def _array(value: list[Any], depth: int, max_depth: int, local: timezone) -> str:
+    return "[" + ",".join([_compact(item, depth + 1, max_depth, local) for item in value]) + "]"
 
 
 def _pretty(text: str) -> str:

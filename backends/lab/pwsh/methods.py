@@ -143,8 +143,13 @@ def _date_string(value: datetime, fmt: str | None) -> str:
             f"{value.month}/{value.day}/{value.year} {hour}:{value:%M:%S} {'AM' if value.hour < 12 else 'PM'}"
         )
     if fmt == "o" or fmt == "O":
-        base = value.strftime("%Y-%m-%dT%H:%M:%S") + f".{value.microsecond * 10:07d}"
         kind = date_kind(value)
+        if kind == "Utc" and value.year >= 1000:  # the commonest ('o' of ToUniversalTime()): no strftime
+            return (
+                f"{value.year}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:{value.minute:02d}:"
+                f"{value.second:02d}.{value.microsecond * 10:07d}Z"
+            )
+        base = value.strftime("%Y-%m-%dT%H:%M:%S") + f".{value.microsecond * 10:07d}"
         if kind == "Utc":
             return base + "Z"
         if kind == "Local":
@@ -211,6 +216,8 @@ def _split(text: str, args: list[Any]) -> list[str]:
             separators += list(to_string(arg))
     if not separators:
         return re.split(r"\s", text)
+    if count is None and len(separators) == 1:  # the commonest ('/'): what the regex gives
+        return text.split(separators[0])
     pattern = "[" + "".join(re.escape(c) for c in separators) + "]"
     return re.split(pattern, text, maxsplit=0 if count is None else max(count - 1, 0))
 

@@ -341,6 +341,32 @@ def wildcard_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(out) + r"\Z", re.I | re.S)
 
 
+@lru_cache(maxsize=1024)
+def wildcard_test(pattern: str) -> Callable[[str], bool]:
+    """Whether a text is ``-like`` the pattern: ``wildcard_regex(pattern).match(text)``.
+
+    A pattern whose only wildcards are ``*`` at its ends (``EEMS *``, ``*/rules``) is tested with
+    str methods when pattern and text are ASCII: there the regex's case-insensitive match is exactly
+    lower-case equality (outside ASCII it also folds e.g. the Kelvin sign, so those texts take the
+    regex). Cached by pattern, as ``wildcard_regex``.
+    """
+    regex = wildcard_regex(pattern)
+    core = pattern.strip("*")
+    if not pattern.isascii() or any(c in core for c in "*?[`"):
+        return lambda text: regex.match(text) is not None
+    lowered = core.lower()
+    starts, ends = pattern.startswith("*"), pattern.endswith("*") and core != ""
+    if starts and ends:
+        test: Callable[[str], bool] = lambda text: lowered in text.lower()  # noqa: E731
+    elif starts:
+        test = lambda text: text.lower().endswith(lowered)  # noqa: E731
+    elif ends:
+        test = lambda text: text.lower().startswith(lowered)  # noqa: E731
+    else:
+        test = lambda text: text.lower() == lowered  # noqa: E731
+    return lambda text: test(text) if text.isascii() else regex.match(text) is not None
+
+
 def _scalar_equal(left: Any, right: Any, local: timezone) -> bool:
     if left.__class__ is str and right.__class__ is str:  # the commonest: as the str rule below
         return left == right or left.lower() == right.lower()
@@ -402,7 +428,7 @@ def compare(op: str, left: Any, right: Any, local: timezone) -> Any:
         order = _scalar_order(left, right, local)
         return {"-gt": order > 0, "-ge": order >= 0, "-lt": order < 0, "-le": order <= 0}[op]
     if op in ("-like", "-notlike"):
-        hit = wildcard_regex(to_string(right)).match(to_string(left)) is not None
+        hit = wildcard_test(to_string(right))(to_string(left))
         return hit if op == "-like" else not hit
     raise ValueError(op)
 
@@ -426,8 +452,8 @@ def comparison(op: str) -> Callable[[Any, Any, timezone], Any]:
         def wildcard(left: Any, right: Any, local: timezone) -> Any:
             if isinstance(left, list):
                 return [item for item in left if compare(op, item, right, local) is True]
-            pattern = wildcard_regex(right if right.__class__ is str else to_string(right))
-            hit = pattern.match(left if left.__class__ is str else to_string(left)) is not None
+            test = wildcard_test(right if right.__class__ is str else to_string(right))
+            hit = test(left if left.__class__ is str else to_string(left))
             return hit if like else not hit
 
         return wildcard
