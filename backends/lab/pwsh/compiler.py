@@ -337,12 +337,20 @@ class Compiler:
         try:
             if node.type == "pipeline":
                 return self._pipeline_statement(node, site)
+            if node.type == "if_statement":
+                return self._if_statement(node, site)
             body = self._statement(node)
         except Exception as error:  # re-raised when the statement runs, as before
             fail = _raiser(_deferred(error))
 
             def body(it: Interpreter, out: list[Any]) -> None:
                 fail(it)
+
+        return self._guarded(site, body)
+
+    @staticmethod
+    def _guarded(site: Site, body: Stmt) -> Stmt:
+        """A statement's error handling around ``body``: its PSError is statement-terminating."""
 
         def run(it: Interpreter, out: list[Any]) -> None:
             try:
@@ -357,8 +365,6 @@ class Compiler:
 
     def _statement(self, node: SyntaxNode) -> Stmt:
         kind = node.type
-        if kind == "if_statement":
-            return self._if(node)
         if kind == "foreach_statement":
             return self._foreach(node)
         if kind == "try_statement":
@@ -438,7 +444,7 @@ class Compiler:
 
         return store
 
-    def _if(self, node: SyntaxNode) -> Stmt:
+    def _if_statement(self, node: SyntaxNode, site: Site) -> Stmt:
         clauses: list[tuple[Expr | None, Block]] = []
         condition = node.child_by_field_name("condition")
         body = next(c for c in node.named_children if c.type == "statement_block")
@@ -458,10 +464,17 @@ class Compiler:
             ((only, then),) = chosen
 
             def run_if(it: Interpreter, out: list[Any]) -> None:
-                value = only(it)
-                if value is True or (value is not False and to_bool(value)):
-                    for statement in then:
-                        statement(it, out)
+                """The commonest if: one clause, _guarded's error handling in the same closure."""
+                try:
+                    it.last_ok = True
+                    value = only(it)
+                    if value is True or (value is not False and to_bool(value)):
+                        for statement in then:
+                            statement(it, out)
+                except ScriptHalt:
+                    raise
+                except PSError as error:
+                    it.statement_failed(error, site)
 
             return run_if
 
@@ -472,7 +485,7 @@ class Compiler:
                         statement(it, out)
                     return
 
-        return run
+        return self._guarded(site, run)
 
     def _condition(self, node: SyntaxNode | None) -> Expr | None:
         return None if node is None else self.value_of_pipeline(node)
@@ -560,6 +573,8 @@ class Compiler:
         if len(steps) == 1 and steps[0][0] == "command":
             plan: CommandPlan = steps[0][1]
             return lambda it: it.run_command(plan, None) or []
+        if all(kind == "command" for kind, _ in steps[1:]) and steps[0][0] != "fail":
+            return self._command_chain(steps[0], tuple(plan for _, plan in steps[1:]))
         planned = tuple(steps)
 
         def run(it: Interpreter) -> list[Any]:
@@ -572,6 +587,28 @@ class Compiler:
                     items = [None] if value is None else as_list(value)  # `$null | x` sends one $null
                 else:
                     raise step(it)
+            return items or []
+
+        return run
+
+    @staticmethod
+    def _command_chain(
+        head: tuple[str, Any], rest: tuple[CommandPlan, ...]
+    ) -> Callable[[Interpreter], list[Any]]:
+        """``chain``'s loop for a pipeline of commands (after a first command or a value)."""
+        kind, first = head
+        if kind == "command" and len(rest) == 1:
+            (second,) = rest
+            return lambda it: it.run_command(second, it.run_command(first, None)) or []
+
+        def run(it: Interpreter) -> list[Any]:
+            if kind == "command":
+                items = it.run_command(first, None)
+            else:
+                value = first(it)
+                items = [None] if value is None else as_list(value)  # `$null | x` sends one $null
+            for plan in rest:
+                items = it.run_command(plan, items)
             return items or []
 
         return run
@@ -1106,6 +1143,24 @@ class Compiler:
             return self._located(site, lambda it: it.match(op, lhs(it), rhs(it)))
 
         compare = comparison(op)
+        left_read, right_read = self._reads.get(lhs), self._reads.get(rhs)
+        if (
+            left_read is not None
+            and left_read[0] == "var"
+            and right_read is not None
+            and right_read[0] == "literal"
+        ):
+            key, index = left_read[1], right_read[1]
+
+            def variable_to_text(it: Interpreter) -> Any:
+                """``$name -op 'text'`` (the commonest): the operands read in place."""
+                try:
+                    return compare(it.variables.get(key), it.literals[index], it.local)
+                except PSError as error:
+                    it.source.locate(error.record, site)
+                    raise
+
+            return self._locates(variable_to_text)
 
         def compared(it: Interpreter) -> Any:
             try:

@@ -357,14 +357,16 @@ def wildcard_test(pattern: str) -> Callable[[str], bool]:
     lowered = core.lower()
     starts, ends = pattern.startswith("*"), pattern.endswith("*") and core != ""
     if starts and ends:
-        test: Callable[[str], bool] = lambda text: lowered in text.lower()  # noqa: E731
-    elif starts:
-        test = lambda text: text.lower().endswith(lowered)  # noqa: E731
-    elif ends:
-        test = lambda text: text.lower().startswith(lowered)  # noqa: E731
-    else:
-        test = lambda text: text.lower() == lowered  # noqa: E731
-    return lambda text: test(text) if text.isascii() else regex.match(text) is not None
+        return lambda text: lowered in text.lower() if text.isascii() else regex.match(text) is not None
+    if starts:
+        return lambda text: (
+            text.lower().endswith(lowered) if text.isascii() else regex.match(text) is not None
+        )
+    if ends:
+        return lambda text: (
+            text.lower().startswith(lowered) if text.isascii() else regex.match(text) is not None
+        )
+    return lambda text: text.lower() == lowered if text.isascii() else regex.match(text) is not None
 
 
 def _scalar_equal(left: Any, right: Any, local: timezone) -> bool:
