@@ -245,32 +245,43 @@ def _bind_positional(plan: Binding, bound: Bound, positional: list[Any]) -> None
             )
 
 
+Binder = Callable[[Sequence[Any]], tuple[dict[str, Any], dict[str, Any]]]
+
+
 class Recipe:
     """A binding of one command shape: ``bound(values)`` is what ``bind`` gives for those values, as
     (params, common) dicts."""
 
-    __slots__ = ("_common", "_params", "_plain", "_spec")
+    __slots__ = ("_common", "_params", "_spec", "bound")
 
     def __init__(self, spec: CmdletSpec, shape: Bound) -> None:
         self._spec = spec
         #: (name, the value's position when it is a plain Slot else -1, symbol)
         self._params = tuple(self._entry(name, symbol) for name, symbol in shape.params.items())
         self._common = tuple(self._entry(name, symbol) for name, symbol in shape.common.items())
-        #: when every parameter is a plain Slot and no common one is bound (most commands written in a
-        #: script): (name, position) pairs, filled by one dict comprehension
-        self._plain = (
-            tuple((name, at) for name, at, _ in self._params)
-            if not self._common and all(at >= 0 for _, at, _ in self._params)
-            else None
-        )
+        self.bound: Binder = self._plain() or self._filled
 
     @staticmethod
     def _entry(name: str, symbol: Any) -> tuple[str, int, Any]:
         return name, symbol.position if isinstance(symbol, Slot) else -1, symbol
 
-    def bound(self, values: Sequence[Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        if self._plain is not None:
-            return {name: values[at] for name, at in self._plain}, {}
+    def _plain(self) -> Binder | None:
+        """When every parameter is a plain Slot and no common one is bound (most commands written in
+        a script): the dict made in one expression (for up to two parameters, the commonest)."""
+        if self._common or any(at < 0 for _, at, _ in self._params):
+            return None
+        pairs = tuple((name, at) for name, at, _ in self._params)
+        if not pairs:
+            return lambda values: ({}, {})
+        if len(pairs) == 1:
+            ((name, at),) = pairs
+            return lambda values: ({name: values[at]}, {})
+        if len(pairs) == 2:
+            (first, first_at), (second, second_at) = pairs
+            return lambda values: ({first: values[first_at], second: values[second_at]}, {})
+        return lambda values: ({name: values[at] for name, at in pairs}, {})
+
+    def _filled(self, values: Sequence[Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         fill = self._fill
         params = {name: values[at] if at >= 0 else fill(symbol, values) for name, at, symbol in self._params}
         return (

@@ -22,6 +22,7 @@ from emconsole.backends.lab.pwsh.api import CmdletSpec, ErrorRecord, PSError, PS
 from emconsole.backends.lab.pwsh.binder import (
     MISSING,
     Arg,
+    Binder,
     Param,
     Recipe,
     Slot,
@@ -191,9 +192,10 @@ class CommandPlan:
         self.block: Block | None = None
         #: (spec, whether there is pipeline input) -> the Recipe, or None when binding always fails
         self._recipes: dict[tuple[int, bool], tuple[CmdletSpec, Recipe | None]] = {}
-        #: the last (spec, has_pipeline_input, Recipe) used: a call site nearly always finds the same
-        #: command (one tuple, so that threads sharing the program never see a torn entry)
-        self._last: tuple[CmdletSpec | None, bool, Recipe | None] = (None, False, None)
+        #: the last (spec, has_pipeline_input, binder) used: a call site nearly always finds the same
+        #: command (one tuple, so that threads sharing the program never see a torn entry); the
+        #: interpreter reads it before it asks ``binder``
+        self.last: tuple[CmdletSpec | None, bool, Binder] = (None, False, _no_binder)
 
     def _values(self) -> Callable[[Interpreter], Sequence[Any]]:
         """``values``: the shortest way for this plan (most commands have one or two arguments)."""
@@ -235,25 +237,28 @@ class CommandPlan:
             for token in self.shape
         ]
 
-    def bind(
-        self, spec: CmdletSpec, values: Sequence[Any], has_pipeline_input: bool
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """What ``binder.bind`` gives for these values, as (params, common) (from the cached Recipe
-        when binding can succeed)."""
-        last = self._last
-        if last[0] is spec and last[1] is has_pipeline_input:
-            made = last[2]
+    def binder(self, spec: CmdletSpec, has_pipeline_input: bool) -> Binder:
+        """What gives ``binder.bind``'s result for this command's values, as (params, common): the
+        cached Recipe's when binding can succeed, else ``bind`` itself (which raises its error)."""
+        key = (id(spec), has_pipeline_input)
+        cached = self._recipes.get(key)
+        if cached is None or cached[0] is not spec:
+            cached = self._recipes[key] = (spec, recipe(spec, self.shape, has_pipeline_input))
+        made = cached[1]
+        if made is not None:
+            found = made.bound
         else:
-            key = (id(spec), has_pipeline_input)
-            cached = self._recipes.get(key)
-            if cached is None or cached[0] is not spec:
-                cached = self._recipes[key] = (spec, recipe(spec, self.shape, has_pipeline_input))
-            made = cached[1]
-            self._last = (spec, has_pipeline_input, made)
-        if made is None:
-            bound = bind(spec, self.tokens(values), has_pipeline_input)
-            return bound.params, bound.common
-        return made.bound(values)
+
+            def found(values: Sequence[Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+                bound = bind(spec, self.tokens(values), has_pipeline_input)
+                return bound.params, bound.common
+
+        self.last = (spec, has_pipeline_input, found)
+        return found
+
+
+def _no_binder(values: Sequence[Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    raise AssertionError("CommandPlan.last before any command was found")
 
 
 @dataclass(frozen=True)

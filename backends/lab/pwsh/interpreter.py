@@ -212,29 +212,36 @@ class Interpreter:
             target = plan.target(self) if plan.target is not None else plan.name
             values = plan.values(self)
             spec = self._find(target, None)
+            if isinstance(spec, ScriptBlock):
+                block = spec
+                tokens = plan.tokens(values)
+                return self._with_merges(
+                    plan.merges, lambda: block.invoke(*[t.value for t in tokens if isinstance(t, Arg)])
+                )
         merges = plan.merges
         if plan.block is not None and not merges and (spec is WHERE_OBJECT or spec is FOREACH_OBJECT):
             return self._in_place(plan, spec, plan.block, pipeline_input)
-        if isinstance(spec, ScriptBlock):
-            block = spec
-            tokens = plan.tokens(values)
-            return self._with_merges(
-                merges, lambda: block.invoke(*[t.value for t in tokens if isinstance(t, Arg)])
-            )
-        params, common = plan.bind(spec, values, bool(pipeline_input))
+        has_input = bool(pipeline_input)
+        last = plan.last
+        binder = last[2] if last[0] is spec and last[1] is has_input else plan.binder(spec, has_input)
+        params, common = binder(values)
         if "ErrorAction" in common:
             error_action = common["ErrorAction"]
         else:
             preference = self.variables.get("erroractionpreference")
-            error_action = preference if preference.__class__ is str and preference else (
-                to_string(preference) or "Continue"
+            error_action = (
+                preference
+                if preference.__class__ is str and preference
+                else (to_string(preference) or "Continue")
             )
         if "WarningAction" in common:
             warning_action = common["WarningAction"]
         else:
             preference = self.variables.get("warningpreference")
-            warning_action = preference if preference.__class__ is str and preference else (
-                to_string(preference) or "Continue"
+            warning_action = (
+                preference
+                if preference.__class__ is str and preference
+                else (to_string(preference) or "Continue")
             )
         call = CommandCall(self, spec, error_action, warning_action, plan.dot_sourced, plan.site)
         items = list(pipeline_input) if pipeline_input else []
