@@ -67,24 +67,29 @@ class Template:
         self._lengths = tuple(end - start for start, end in spans)
         cuts = [0] + [offset for span in spans for offset in span] + [len(text)]
         #: the fixed text around the contents: len(spans) + 1 pieces
-        pieces = [text[cuts[i] : cuts[i + 1]] for i in range(0, len(cuts), 2)]
-        #: the pieces in order with each content between them as long as _CONTENT reaches: one match
-        #: instead of a loop in Python. Giving a content back never helps: every piece after one starts
-        #: with its closing quote, a character no content holds.
-        self._pattern = re.compile(
-            re.escape(pieces[0]) + "".join(f"({_CONTENT.pattern}){re.escape(p)}" for p in pieces[1:])
-        )
+        self._pieces = tuple(text[cuts[i] : cuts[i + 1]] for i in range(0, len(cuts), 2))
 
     def instance(self, text: str) -> Runnable | None:
         """The program for ``text`` if it is this template's text with other contents, else None."""
-        found = self._pattern.fullmatch(text)
-        if found is None:
+        pieces = self._pieces
+        if not text.startswith(pieces[0]):
             return None
-        contents = found.groups()
+        position = len(pieces[0])
+        contents: list[str] = []
+        for piece in pieces[1:]:
+            found = _CONTENT.match(text, position)
+            assert found is not None  # the pattern matches the empty string
+            position = found.end()
+            if not text.startswith(piece, position):
+                return None
+            contents.append(found.group())
+            position += len(piece)
+        if position != len(text):
+            return None
         shifts = [0]
         for content, length in zip(contents, self._lengths, strict=True):
             shifts.append(shifts[-1] + len(content) - length)
-        return Runnable(self.program, Source(text, self._ends, shifts), contents)
+        return Runnable(self.program, Source(text, self._ends, shifts), tuple(contents))
 
 
 _templates: list[Template] = []
