@@ -288,6 +288,8 @@ class Compiler:
         self._locating: set[Expr] = set()
         #: script block literals: the expression -> the block's body
         self._blocks: dict[Expr, Block] = {}
+        #: stores into a plain variable (``assign_variable``): the closure -> the lower-case name
+        self._variables: dict[Assign, str] = {}
         #: assignments to a plain variable: the closure -> (lower-case name, value expression)
         self._stores: dict[Callable[[Interpreter], None], tuple[str, Expr]] = {}
 
@@ -502,6 +504,20 @@ class Compiler:
         assign = self.assign_variable(next(c for c in node.named_children if c.type == "variable"))
         source = self.value_of_pipeline(next(c for c in node.named_children if c.type == "pipeline"))
         body = self._body(next(c for c in node.named_children if c.type == "statement_block"))
+
+        key = self._variables.get(assign)
+        if key is not None:
+
+            def run_over(it: Interpreter, out: list[Any]) -> None:
+                """``foreach ($name in ...)``: the loop variable stored in place."""
+                items = source(it)
+                variables = it.variables
+                for item in items if items.__class__ is list else as_list(items):
+                    variables[key] = item
+                    for statement in body:
+                        statement(it, out)
+
+            return run_over
 
         def run(it: Interpreter, out: list[Any]) -> None:
             items = source(it)
@@ -737,6 +753,7 @@ class Compiler:
         def assign(it: Interpreter, value: Any) -> None:
             it.variables[key] = value
 
+        self._variables[assign] = key
         return assign
 
     # ---- commands ---------------------------------------------------------------------------------
@@ -1207,7 +1224,11 @@ class Compiler:
             try:
                 result = first(it)
                 for other in others:
-                    result = add(result, other(it))
+                    value = other(it)
+                    if result.__class__ is str and value.__class__ is str:  # the commonest, as add does
+                        result = result + value
+                    else:
+                        result = add(result, value)
                 return result
             except PSError as error:
                 it.source.locate(error.record, site)

@@ -202,25 +202,30 @@ class Interpreter:
     # ---- commands -----------------------------------------------------------------------------------
     def run_command(self, plan: CommandPlan, pipeline_input: list[Any] | None) -> list[Any]:
         key = plan.key
+        block = plan.block
         if key is not None:  # a name in the text: found in the session's or the registry's table
-            values = plan.values(self)
+            # a script block written in place, the only argument, is made (below) only if needed:
+            # making it has no effect, so the command may be found first
+            values = plan.values(self) if block is None else ()
             session = self.session
             spec = session.commands.get(key) or self.registry.commands.get(key)
             if spec is None or (spec.requires_ems and not session.ems_loaded):
                 spec = self._find(plan.name, key)
+            if block is not None:
+                if not plan.merges and (spec is WHERE_OBJECT or spec is FOREACH_OBJECT):
+                    return self._in_place(plan, spec, block, pipeline_input)
+                values = plan.values(self)
         else:
             target = plan.target(self) if plan.target is not None else plan.name
             values = plan.values(self)
             spec = self._find(target, None)
             if isinstance(spec, ScriptBlock):
-                block = spec
+                script = spec
                 tokens = plan.tokens(values)
                 return self._with_merges(
-                    plan.merges, lambda: block.invoke(*[t.value for t in tokens if isinstance(t, Arg)])
+                    plan.merges, lambda: script.invoke(*[t.value for t in tokens if isinstance(t, Arg)])
                 )
         merges = plan.merges
-        if plan.block is not None and not merges and (spec is WHERE_OBJECT or spec is FOREACH_OBJECT):
-            return self._in_place(plan, spec, plan.block, pipeline_input)
         has_input = bool(pipeline_input)
         last = plan.last
         binder = last[2] if last[0] is spec and last[1] is has_input else plan.binder(spec, has_input)
@@ -258,10 +263,10 @@ class Interpreter:
     def _in_place(
         self, plan: CommandPlan, spec: CmdletSpec, body: Block, pipeline_input: list[Any] | None
     ) -> list[Any]:
-        """``Where-Object { ... }`` / ``ForEach-Object { ... }``: what ``where_object`` and
-        ``foreach_object`` do with that block, without making the ScriptBlock, binding it (it always
-        binds to the first parameter) or the command's context (neither reads it). Half the commands
-        of a status script are these, most of them with nothing to filter."""
+        """``Where-Object { ... }`` / ``ForEach-Object { ... }`` named in the text: what
+        ``where_object`` and ``foreach_object`` do with that block, without making the ScriptBlock,
+        binding it (it always binds to the first parameter) or the command's context (neither reads
+        it). Half the commands of a status script are these, most of them with nothing to filter."""
         out: list[Any] = []
         if not pipeline_input:
             return out
