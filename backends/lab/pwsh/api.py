@@ -27,14 +27,14 @@ class PSEnum:
         return self.name
 
 
-#: names of the large objects cmdlets make again and again (Get-OrganizationConfig: 169) -> their
-#: lower-case map, copied for each object
+#: names of the larger objects cmdlets make again and again (Get-OrganizationConfig: 169,
+#: Get-WebApplication: 11) -> their lower-case map, copied for each object
 _SPELLINGS: dict[tuple[str, ...], dict[str, str]] = {}
 
 
 def _spellings(properties: dict[str, Any]) -> dict[str, str]:
     """Each name lower-cased -> the name (the last of any that differ only in case)."""
-    if len(properties) < 16:
+    if len(properties) < 8:
         return {key.lower(): key for key in properties}
     names = tuple(properties)
     known = _SPELLINGS.get(names)

@@ -107,13 +107,11 @@ def _compact(value: Any, depth: int, max_depth: int, local: timezone) -> str:
 
 def _object(value: PSObject, depth: int, max_depth: int, local: timezone) -> str:
     inner = depth + 1
-    return (
-        "{"
-        + ",".join(
-            [f"{_name(name)}:{_compact(item, inner, max_depth, local)}" for name, item in value.properties()]
-        )
-        + "}"
-    )
+    parts = [  # a string property (the commonest) written without a call to _compact, as it would
+        f"{_name(name)}:{_string(item) if item.__class__ is str else _compact(item, inner, max_depth, local)}"
+        for name, item in value.properties()
+    ]
+    return "{" + ",".join(parts) + "}"
 
 
 def _array(value: list[Any], depth: int, max_depth: int, local: timezone) -> str:

@@ -95,6 +95,8 @@ def run_script(text: str, *, context: RunContext) -> ScriptResult:
         interpreter.streams[:] = [(s, p) for s, p in interpreter.streams if s != "host"]
 
     def out_default(items: list[Any]) -> None:
+        if not items and not interpreter.streams:  # most statements: nothing to flush or render
+            return
         flush_streams()
         stdout.append(render(items))
 
