@@ -446,3 +446,10 @@ def test_like_is_the_wildcard_regex_match_whichever_way_it_is_tested() -> None:
             matched = wildcard_regex(pattern).match(text) is not None
             assert wildcard_test(pattern)(text) == matched, (pattern, text)
     assert lines(run("'x/RULES' -like '*/rules'\n'EEMS' -notlike 'EEMS *'")) == ["True", "True"]
+
+
+def test_foreach_over_an_environment_or_read_only_variable() -> None:
+    result = run("foreach ($env:LAB_X in @('a', 1)) { \"[$env:LAB_X]\" }\nforeach ($null in 1) { 'x' }\n'z'")
+    assert lines(result) == ["[a]", "[1]", "z"]
+    assert "Cannot overwrite variable null because it is read-only or constant." in result.stderr
+    assert "VariableNotWritable" in result.stderr and result.exit_code == 0

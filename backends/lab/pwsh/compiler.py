@@ -346,6 +346,8 @@ class Compiler:
                 return self._pipeline_statement(node, site)
             if node.type == "if_statement":
                 return self._if_statement(node, site)
+            if node.type == "foreach_statement":
+                return self._foreach_statement(node, site)
             body = self._statement(node)
         except Exception as error:  # re-raised when the statement runs, as before
             fail = _raiser(_deferred(error))
@@ -372,8 +374,6 @@ class Compiler:
 
     def _statement(self, node: SyntaxNode) -> Stmt:
         kind = node.type
-        if kind == "foreach_statement":
-            return self._foreach(node)
         if kind == "try_statement":
             return self._try(node)
         if kind == "flow_control_statement":
@@ -500,7 +500,7 @@ class Compiler:
     def _body(self, statement_block: SyntaxNode) -> Block:
         return self.block(statement_block.child_by_field_name("statement_list"))
 
-    def _foreach(self, node: SyntaxNode) -> Stmt:
+    def _foreach_statement(self, node: SyntaxNode, site: Site) -> Stmt:
         assign = self.assign_variable(next(c for c in node.named_children if c.type == "variable"))
         source = self.value_of_pipeline(next(c for c in node.named_children if c.type == "pipeline"))
         body = self._body(next(c for c in node.named_children if c.type == "statement_block"))
@@ -509,13 +509,20 @@ class Compiler:
         if key is not None:
 
             def run_over(it: Interpreter, out: list[Any]) -> None:
-                """``foreach ($name in ...)``: the loop variable stored in place."""
-                items = source(it)
-                variables = it.variables
-                for item in items if items.__class__ is list else as_list(items):
-                    variables[key] = item
-                    for statement in body:
-                        statement(it, out)
+                """``foreach ($name in ...)`` (the commonest): the loop variable stored in place,
+                _guarded's error handling in the same closure."""
+                try:
+                    it.last_ok = True
+                    items = source(it)
+                    variables = it.variables
+                    for item in items if items.__class__ is list else as_list(items):
+                        variables[key] = item
+                        for statement in body:
+                            statement(it, out)
+                except ScriptHalt:
+                    raise
+                except PSError as error:
+                    it.statement_failed(error, site)
 
             return run_over
 
@@ -526,7 +533,7 @@ class Compiler:
                 for statement in body:
                     statement(it, out)
 
-        return run
+        return self._guarded(site, run)
 
     def _try(self, node: SyntaxNode) -> Stmt:
         body = self._body(next(c for c in node.named_children if c.type == "statement_block"))
