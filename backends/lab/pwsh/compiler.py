@@ -664,6 +664,16 @@ class Compiler:
         elements = [c for c in chain_node.named_children if c.type != "comment"]
         if len(elements) == 1 and elements[0].type != "command":
             return self.value(elements[0])
+        if len(elements) == 1:  # one command (the commonest): ``collect(chain(it))`` in one closure
+            plan = self.command(elements[0])
+
+            def command_value(it: Interpreter) -> Any:
+                items = it.run_command(plan, None)
+                if not items:
+                    return None
+                return items[0] if len(items) == 1 else items
+
+            return command_value
         chain = self.chain(chain_node)
         return lambda it: collect(chain(it))
 

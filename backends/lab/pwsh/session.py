@@ -48,15 +48,16 @@ class Session:
         #: lower-case name -> value; compiled scripts read and write it directly (names are lowered
         #: when the script is compiled), everything else through get_variable / set_variable
         self.variables: dict[str, Any] = {}
-        self._env: dict[str, tuple[str, str]] = {}
+        #: lower-case name -> (the name as given, value): set_env's entries, made in one pass here
+        self._env: dict[str, tuple[str, str]] = {
+            key.lower(): (key, value) for key, value in (env or {}).items()
+        }
         #: commands a dot-sourced script defined, by lower-case name (read directly, like ``variables``)
         self.commands: dict[str, CmdletSpec] = {}
         #: set by Add-PSSnapin / Connect-ExchangeServer; ``requires_ems`` commands exist only then
         self.ems_loaded = False
         #: what ``[Console]::OutputEncoding`` was set to (None: the console's default code page)
         self.output_encoding: Any = None
-        for key, value in (env or {}).items():
-            self.set_env(key, value)
 
     def get_variable(self, name: str, default: Any = None) -> Any:
         return self.variables.get(name.lower(), default)
