@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import math
+import uuid
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +14,7 @@ import winrm
 import xmltodict
 from emconsole.backends.lab.fleet import HostFactory, LabFleet
 from emconsole.backends.lab.host import CommandRequest, HostResult, ShellContext
+from emconsole.backends.lab.wire import cmdline, soap
 from emconsole.backends.lab.wire.codepage import encode_console
 from labfixture import lab_credentials, stub_host
 
@@ -214,3 +217,89 @@ def test_unknown_shell_and_unsupported_action_are_wsman_faults(lab_factory: LabF
         p.send_message(xmltodict.unparse({"env:Envelope": {**header, "env:Body": {}}}))
     assert info.value.wsman_fault_code == 2150858771
     assert info.value.fault_subcode == "a:ActionNotSupported"
+
+
+# -- the wire's parts, without a client -------------------------------------------------------------
+_ENCODED = base64.b64encode("Get-Date # é".encode("utf-16-le")).decode()
+
+
+@pytest.mark.parametrize(
+    ("line", "script", "error"),
+    [
+        (f"powershell -enc {_ENCODED}", "Get-Date # é", None),
+        (f"powershell -enc {_ENCODED} -NoProfile", "Get-Date # é", None),  # tokens after it: ignored
+        (f"powershell -enc\t{_ENCODED}\tmore", "Get-Date # é", None),  # not base64 up to the space
+        (f"powershell -enc {_ENCODED}\u00a0more", "Get-Date # é", None),  # Unicode whitespace ends it
+        (f"powershell -enc {_ENCODED[:-1]}", None, "not properly encoded"),
+        (f'powershell -enc "{_ENCODED}"', None, "not properly encoded"),
+        ("powershell -enc ", None, "A command must follow -EncodedCommand"),
+        (f"powershell -ep -enc {_ENCODED}", _ENCODED, None),  # -enc is -ep's value: the rest is text
+        (f"powershell -nop -ep Bypass -ec {_ENCODED}", "Get-Date # é", None),
+    ],
+)
+def test_encoded_command_is_the_next_token_decoded(line: str, script: str | None, error: str | None) -> None:
+    decoded = cmdline.decode(line)
+    assert decoded.script == script and decoded.command_line == line
+    assert (decoded.error is None) if error is None else (error in (decoded.error or ""))
+
+
+def _tree(element: ET.Element) -> tuple[object, ...]:
+    return (element.tag, element.attrib, element.text, element.tail, [_tree(e) for e in element])
+
+
+_LONG = "-EncodedCommand " + "QUJD" * 3000
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        f'<?xml version="1.0" encoding="utf-8"?>\n<s:E xmlns:s="u"><s:A>{_LONG}</s:A><s:B/></s:E>',
+        f'<s:E xmlns:s="u"><s:A>x</s:A>{_LONG}<s:B/></s:E>',  # a tail
+        f'<s:E xmlns:s="u"><s:A>a&gt;b>{_LONG}</s:A></s:E>',  # the run starts inside the text
+        f'<s:E xmlns:s="u"><s:B>~^`|</s:B><s:A>{_LONG}~</s:A></s:E>',  # bytes the run could become
+        f'<s:E xmlns:s="u"><s:A t="~">{_LONG}</s:A></s:E>',
+        f'<s:E xmlns:s="u"><s:A>{_LONG}&amp;</s:A></s:E>',
+        f'<s:E xmlns:s="u"><s:A><!-- a >{_LONG}< --></s:A></s:E>',
+        f'<s:E xmlns:s="u"><s:A><!-- a >{_LONG}-- < --></s:A></s:E>',  # not well-formed: "--"
+        f'<s:E xmlns:s="u"><s:A><?pi >{_LONG}< ?></s:A></s:E>',
+        f'<s:E xmlns:s="u"><s:A t="a>{_LONG}<"/></s:E>',  # not well-formed: "<" in a value
+        f'<s:E xmlns:s="u"><s:A>{_LONG}</s:B></s:E>',  # not well-formed: mismatched tag
+        f'<s:E xmlns:s="u"><s:A x >{_LONG}</s:A></s:E>',  # not well-formed: an attribute without value
+    ],
+)
+def test_parse_xml_builds_what_elementtree_builds(document: str) -> None:
+    """Long character data is kept out of expat; the tree, or the error message, stays the same."""
+    data = document.encode()
+    try:
+        expected: object = _tree(ET.fromstring(data))
+    except ET.ParseError as exc:
+        expected = str(exc)
+    try:
+        got: object = _tree(soap.parse_xml(data))
+    except ET.ParseError as exc:
+        got = str(exc)
+    assert got == expected
+
+
+def test_responses_are_the_windows_envelopes() -> None:
+    request = soap.parse_request(
+        b'<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" '
+        b'xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing"><s:Header>'
+        b"<a:Action>http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Signal</a:Action>"
+        b"<a:MessageID>uuid:1&amp;2</a:MessageID></s:Header><s:Body/></s:Envelope>"
+    )
+    answer = soap.signal_response(request).decode()
+    message_id = answer.split("<a:MessageID>uuid:")[1][:36]
+    assert uuid.UUID(message_id).version == 4 and message_id == message_id.upper()
+    assert answer == (
+        '<s:Envelope xml:lang="en-US" xmlns:s="http://www.w3.org/2003/05/soap-envelope" '
+        'xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing" '
+        'xmlns:x="http://schemas.xmlsoap.org/ws/2004/09/transfer" '
+        'xmlns:w="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd" '
+        'xmlns:rsp="http://schemas.microsoft.com/wbem/wsman/1/windows/shell" '
+        'xmlns:p="http://schemas.microsoft.com/wbem/wsman/1/wsman.xsd"><s:Header>'
+        "<a:Action>http://schemas.microsoft.com/wbem/wsman/1/windows/shell/SignalResponse</a:Action>"
+        f"<a:MessageID>uuid:{message_id}</a:MessageID>"
+        "<a:To>http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</a:To>"
+        "<a:RelatesTo>uuid:1&amp;2</a:RelatesTo></s:Header><s:Body><rsp:SignalResponse/></s:Body></s:Envelope>"
+    )

@@ -57,6 +57,12 @@ _TERMINATE_SIGNALS = (
     soap.SHELL_NS + "/signal/ctrl_c",
     soap.SHELL_NS + "/signal/ctrl_break",
 )
+# The body element whose CommandId names the command a Send, Receive or Signal is about.
+_COMMAND_NODE = {
+    soap.ACTION_SEND: soap.RSP_STREAM,
+    soap.ACTION_RECEIVE: soap.RSP_DESIRED_STREAM,
+    soap.ACTION_SIGNAL: soap.RSP_SIGNAL,
+}
 
 
 @dataclass
@@ -303,25 +309,20 @@ class WireServer:
             return 200, soap.delete_response(req)
         if req.action == soap.ACTION_COMMAND:
             return self._command(req, shell)
-        node_tag = {
-            soap.ACTION_SEND: "rsp:Stream",
-            soap.ACTION_RECEIVE: "rsp:DesiredStream",
-            soap.ACTION_SIGNAL: "rsp:Signal",
-        }[req.action]
-        node = req.body_child(node_tag)
-        command_id = (node.get("CommandId") if node is not None else None) or ""
+        node = req.body_child(_COMMAND_NODE[req.action])
+        command_id = (node.attrib.get("CommandId") if node is not None else None) or ""
         command = shell.commands.get(command_id)
         if command is None:
             return self._fault(req, wsman_faults.unknown_command(command_id))
         if req.action == soap.ACTION_SIGNAL:
-            code = req.body_child("rsp:Code")
-            if code is not None and (code.text or "").strip() in _TERMINATE_SIGNALS:
+            code = req.body_child(soap.RSP_CODE)
+            if code is not None and code.text.strip() in _TERMINATE_SIGNALS:
                 self.shells.signal(shell, command_id)
             return 200, soap.signal_response(req)
         if req.action == soap.ACTION_SEND:
             assert node is not None
-            command.stdin += base64_decode(node.text or "")
-            if (node.get("End") or "").lower() == "true":
+            command.stdin += base64_decode(node.text)
+            if (node.attrib.get("End") or "").lower() == "true":
                 command.stdin_closed = True
                 self.shells.run_host(shell, command)
             return 200, soap.send_response(req)
@@ -332,9 +333,7 @@ class WireServer:
             codepage = int(req.options.get("WINRS_CODEPAGE", "437") or 437)
         except ValueError:
             codepage = 437
-        env = {}
-        for var in req.body.iterfind(f".//{{{soap.SHELL_NS}}}Variable") if req.body is not None else []:
-            env[var.get("Name", "")] = var.text or ""
+        env = {var.attrib.get("Name", ""): var.text for var in req.body_all(soap.RSP_VARIABLE)}
         shell = self.shells.create(user, codepage, env)
         if shell is None:
             return self._fault(req, wsman_faults.shell_quota(self.shells.max_shells))
@@ -349,13 +348,9 @@ class WireServer:
         )
 
     def _command(self, req: soap.Request, shell: Shell) -> tuple[int, bytes]:
-        cmd_node = req.body_child("rsp:Command")
-        command = (cmd_node.text or "").strip() if cmd_node is not None else ""
-        arguments = (
-            [(a.text or "") for a in req.body.iterfind(f".//{{{soap.SHELL_NS}}}Arguments")]
-            if req.body is not None
-            else []
-        )
+        cmd_node = req.body_child(soap.RSP_COMMAND)
+        command = cmd_node.text.strip() if cmd_node is not None else ""
+        arguments = [arg.text for arg in req.body_all(soap.RSP_ARGUMENTS)]
         line = full_command_line(command, arguments)
         skip_cmd = req.options.get("WINRS_SKIP_CMD_SHELL", "FALSE").upper() == "TRUE"
         immediate = None

@@ -6,10 +6,12 @@ way to produce the few fixed shapes WinRS needs.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
-import uuid
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import NamedTuple
 from xml.sax.saxutils import escape, quoteattr
 
 NS = {
@@ -40,6 +42,30 @@ class BadRequest(ValueError):
     """The body is not a WS-Management envelope this server can read."""
 
 
+def _qname(prefix: str, name: str) -> str:
+    """An element name as ElementTree expands it: ``{namespace}name``."""
+    return f"{{{NS[prefix]}}}{name}"
+
+
+S_ENVELOPE, S_HEADER, S_BODY = _qname("s", "Envelope"), _qname("s", "Header"), _qname("s", "Body")
+W_SELECTOR_SET, W_SELECTOR = _qname("w", "SelectorSet"), _qname("w", "Selector")
+W_OPTION_SET, W_OPTION = _qname("w", "OptionSet"), _qname("w", "Option")
+_A_ACTION, _A_MESSAGE_ID = _qname("a", "Action"), _qname("a", "MessageID")
+_W_RESOURCE_URI, _W_OPERATION_TIMEOUT = _qname("w", "ResourceURI"), _qname("w", "OperationTimeout")
+_HEADER_FIELDS = frozenset((_A_ACTION, _A_MESSAGE_ID, _W_RESOURCE_URI, _W_OPERATION_TIMEOUT))
+RSP_COMMAND, RSP_ARGUMENTS = _qname("rsp", "Command"), _qname("rsp", "Arguments")
+RSP_STREAM, RSP_DESIRED_STREAM = _qname("rsp", "Stream"), _qname("rsp", "DesiredStream")
+RSP_SIGNAL, RSP_CODE, RSP_VARIABLE = _qname("rsp", "Signal"), _qname("rsp", "Code"), _qname("rsp", "Variable")
+
+
+class Node(NamedTuple):
+    """One element below ``s:Body``: what the lab reads of it."""
+
+    tag: str  # expanded: {namespace}name
+    attrib: dict[str, str]
+    text: str  # the text before its first child ("" if none)
+
+
 @dataclass
 class Request:
     """The parts of a request envelope the lab acts on."""
@@ -50,15 +76,18 @@ class Request:
     shell_id: str | None
     operation_timeout_s: float
     options: dict[str, str]
-    body: ET.Element | None
-    root: ET.Element = field(repr=False)
+    body: list[Node]  # every element below s:Body in document order (empty without a Body)
 
-    def body_child(self, tag: str) -> ET.Element | None:
-        """The first descendant of the body with the given ``prefix:name`` tag."""
-        if self.body is None:
-            return None
-        prefix, name = tag.split(":")
-        return self.body.find(f".//{{{NS[prefix]}}}{name}")
+    def body_child(self, tag: str) -> Node | None:
+        """The first element below the body with this expanded tag (``RSP_*``), in document order."""
+        for node in self.body:
+            if node[0] == tag:
+                return node
+        return None
+
+    def body_all(self, tag: str) -> list[Node]:
+        """Every element below the body with this expanded tag, in document order."""
+        return [node for node in self.body if node[0] == tag]
 
 
 def parse_duration(text: str | None, default: float) -> float:
@@ -70,59 +99,132 @@ def parse_duration(text: str | None, default: float) -> float:
     return hours * 3600 + minutes * 60 + seconds
 
 
+_PROLOGS = (b'<?xml version="1.0" encoding="utf-8"?>', b'<?xml version="1.0" encoding="UTF-8"?>')
+_LONG_TEXT = 4096
+# Bytes that character data may hold and stand for themselves in it (no markup or reference, no
+# carriage return, which XML rewrites; ASCII, the same in UTF-8 and in any encoding that is not used).
+_PLAIN_TEXT = bytes(sorted(set(range(0x20, 0x7F)) - set(b"<>&\"'"))) + b"\t\n"
+_MARKS = (b"~", b"^", b"`", b"|", b"@")
+
+
+def _long_text(data: bytes) -> tuple[int, int, bytes] | None:
+    """Where a long run of plain character data sits in a UTF-8 document (start, end), with a byte
+    found nowhere else in it; None if there is none or the document could be read another way.
+
+    The run is taken around the middle of the document, between the ``>`` and the ``<`` that bound
+    it; without comments, CDATA, processing instructions or DOCTYPE (no ``!`` and no ``?`` past the
+    declaration) a run of plain bytes right after ``>`` and right before ``<`` is character data
+    wherever the document is well-formed, and its text is its bytes.
+    """
+    prolog = next((len(p) for p in _PROLOGS if data.startswith(p)), 0)
+    if len(data) < 2 * _LONG_TEXT or not (prolog or (data[:1] == b"<" and data[1:2] not in (b"?", b"\x00"))):
+        return None
+    if b"!" in data or data.find(b"?", prolog) >= 0:
+        return None
+    middle = len(data) // 2
+    start, end = data.rfind(b">", 0, middle) + 1, data.find(b"<", middle)
+    if start == 0 or end - start < _LONG_TEXT or data[start:end].translate(None, _PLAIN_TEXT):
+        return None
+    for mark in _MARKS:
+        if data.find(mark, 0, start) < 0 and data.find(mark, end) < 0:
+            return start, end, mark
+    return None
+
+
+def parse_xml(data: bytes) -> ET.Element:
+    """``ET.fromstring(data)``, with a long run of character data (the -EncodedCommand argument of a
+    Command, most of the request) kept out of expat, which spends more on it than on all the rest:
+    the document is parsed with one unique byte in its place, and the text put back where that byte
+    landed. Any parse error is worded from the whole document, as if it had been read directly."""
+    cut = _long_text(data)
+    if cut is not None:
+        start, end, mark_byte = cut
+        with contextlib.suppress(ET.ParseError):
+            root = ET.fromstring(data[:start] + mark_byte + data[end:])
+            mark, text = mark_byte.decode("ascii"), data[start:end].decode("ascii")
+            for element in root.iter():
+                if element.text and mark in element.text:
+                    element.text = element.text.replace(mark, text)
+                    return root
+                if element.tail and mark in element.tail:
+                    element.tail = element.tail.replace(mark, text)
+                    return root
+    return ET.fromstring(data)
+
+
 def parse_request(data: bytes) -> Request:
-    """Parse a request; raises BadRequest for anything that is not a SOAP envelope with an Action."""
+    """Parse a request; raises BadRequest for anything that is not a SOAP envelope with an Action.
+
+    Header fields are the first direct child of ``s:Header`` with their name, selectors and options
+    those of its ``w:SelectorSet``/``w:OptionSet`` children; one pass over the children (no path
+    queries: they cost more than the parse).
+    """
     try:
-        root = ET.fromstring(data)
+        root = parse_xml(data)
     except ET.ParseError as exc:
         raise BadRequest(f"malformed XML: {exc}") from exc
-    header = root.find(f"{{{NS['s']}}}Header")
-    if root.tag != f"{{{NS['s']}}}Envelope" or header is None:
+    header = root.find(S_HEADER)
+    if root.tag != S_ENVELOPE or header is None:
         raise BadRequest("not a SOAP 1.2 envelope")
-
-    def text(path: str) -> str:
-        node = header.find(path, NS)
-        return (node.text or "").strip() if node is not None else ""
-
-    action = text("a:Action")
+    fields: dict[str, str] = {}
+    shell_id = None
+    options: dict[str, str] = {}
+    for child in header:
+        tag = child.tag
+        if tag == W_SELECTOR_SET:
+            for selector in child:
+                if selector.tag == W_SELECTOR and selector.get("Name") == "ShellId":
+                    shell_id = (selector.text or "").strip()
+        elif tag == W_OPTION_SET:
+            for option in child:
+                if option.tag == W_OPTION:
+                    options[option.get("Name", "")] = (option.text or "").strip()
+        elif tag in _HEADER_FIELDS and tag not in fields:
+            fields[tag] = (child.text or "").strip()
+    action = fields.get(_A_ACTION, "")
     if not action:
         raise BadRequest("no a:Action header")
-    shell_id = None
-    for selector in header.iterfind("w:SelectorSet/w:Selector", NS):
-        if selector.get("Name") == "ShellId":
-            shell_id = (selector.text or "").strip()
-    options = {
-        opt.get("Name", ""): (opt.text or "").strip() for opt in header.iterfind("w:OptionSet/w:Option", NS)
-    }
+    body: list[Node] = []
+    element = root.find(S_BODY)
+    if element is not None:
+        nodes = element.iter()
+        next(nodes)  # the body itself
+        body = [Node(node.tag, node.attrib, node.text or "") for node in nodes]
     return Request(
         action=action,
-        message_id=text("a:MessageID"),
-        resource_uri=text("w:ResourceURI"),
+        message_id=fields.get(_A_MESSAGE_ID, ""),
+        resource_uri=fields.get(_W_RESOURCE_URI, ""),
         shell_id=shell_id,
-        operation_timeout_s=parse_duration(text("w:OperationTimeout"), 60.0),
+        operation_timeout_s=parse_duration(fields.get(_W_OPERATION_TIMEOUT), 60.0),
         options=options,
-        body=root.find(f"{{{NS['s']}}}Body"),
-        root=root,
+        body=body,
     )
 
 
 def new_guid() -> str:
-    """Windows writes shell and command IDs as upper-case GUIDs."""
-    return str(uuid.uuid4()).upper()
+    """Windows writes shell and command IDs as upper-case random GUIDs (``str(uuid4()).upper()``,
+    formatted directly: the UUID object costs more than the random bytes)."""
+    value = int.from_bytes(os.urandom(16), "big") & _GUID_CLEAR | _GUID_SET
+    h = f"{value:032X}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_GUID_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))  # RFC 4122 variant and version bits, as uuid.UUID sets
+_GUID_SET = (0x8000 << 48) | (4 << 76)
+_ENVELOPE_HEAD = (
+    '<s:Envelope xml:lang="en-US" xmlns:s="{s}" xmlns:a="{a}" xmlns:x="{x}" xmlns:w="{w}" '
+    'xmlns:rsp="{rsp}" xmlns:p="{p}"><s:Header><a:Action>'
+).format(**NS)
+_ENVELOPE_TO = (
+    "</a:MessageID><a:To>http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</a:To><a:RelatesTo>"
+)
 
 
 def _envelope(action: str, relates_to: str, body: str) -> bytes:
     return (
-        (
-            '<s:Envelope xml:lang="en-US" xmlns:s="{s}" xmlns:a="{a}" xmlns:x="{x}" xmlns:w="{w}" '
-            'xmlns:rsp="{rsp}" xmlns:p="{p}"><s:Header><a:Action>{action}</a:Action>'
-            "<a:MessageID>uuid:{mid}</a:MessageID>"
-            "<a:To>http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</a:To>"
-            "<a:RelatesTo>{rel}</a:RelatesTo></s:Header><s:Body>{body}</s:Body></s:Envelope>"
-        )
-        .format(action=action, mid=new_guid(), rel=escape(relates_to), body=body, **NS)
-        .encode("utf-8")
-    )
+        f"{_ENVELOPE_HEAD}{action}</a:Action><a:MessageID>uuid:{new_guid()}{_ENVELOPE_TO}"
+        f"{escape(relates_to)}</a:RelatesTo></s:Header><s:Body>{body}</s:Body></s:Envelope>"
+    ).encode()
 
 
 def create_response(
