@@ -391,3 +391,24 @@ def test_reading_a_filter_iis_cannot_address_is_its_target_error() -> None:
         err = result.stderr.decode().replace("_x000D__x000A_", "")
         assert result.exit_code == 1 and "ConfigurationException" in err, err
         assert "is not found at path 'MACHINE/WEBROOT/APPHOST/Default Web Site/owa'" in err, err
+
+
+def test_configuration_elements_keep_a_names_first_spelling_and_last_value() -> None:
+    from emconsole.backends.lab.exchange.iis import IIS
+
+    iis = IIS()
+    iis.config[""] = ET.fromstring(
+        "<configuration><system.webServer><rewrite><rules>"
+        '<rule name="r" STOPPROCESSING="true" stopProcessing="false"><name /></rule>'
+        '<rule name="plain" stopProcessing="true" />'
+        "</rules></rewrite></system.webServer></configuration>"
+    )
+    xfilter = "system.webServer/rewrite/rules/rule"
+    odd, plain = (iis.element_object(e, "", xfilter) for e in iis.find("", xfilter))
+    names = [name for name, _ in odd.properties()]
+    assert names.count("stopProcessing") == 1 and "STOPPROCESSING" not in names
+    assert odd["stopProcessing"] is False and isinstance(odd["name"], PSObject)
+    assert plain["stopProcessing"] is True and plain["name"] == "plain"
+    last = [name for name, _ in plain.properties()][-4:]
+    assert last == ["ItemXPath", "PSPath", "Location", "ElementTagName"]
+    assert plain["ItemXPath"] == "/" + xfilter

@@ -189,7 +189,8 @@ def _matches(element: ET.Element, where: dict[str, Any]) -> bool:
 
 
 def _named(element: ET.Element, tag: str) -> list[ET.Element]:
-    return [c for c in element if c.tag.lower() == tag.lower()]
+    lowered = tag.lower()
+    return [c for c in element if c.tag.lower() == lowered]
 
 
 @dataclass
@@ -284,29 +285,35 @@ class IIS:
 
     def _element_object(self, element: ET.Element, location: str, xpath: str, outbound: bool) -> PSObject:
         schema = schema_of(element.tag, outbound)
-        obj = PSObject(type_names=(CONFIG_ELEMENT, "System.Object"))
-        for name, value in schema.attributes.items():
-            obj[name] = value
-        for name, raw in element.attrib.items():
-            obj[name] = typed(name, raw)
+        pairs = list(schema.attributes.items())  # every property in the order it is set
+        pairs += [(name, typed(name, raw)) for name, raw in element.attrib.items()]
         children = list(schema.children) + [
             c.tag for c in element if c.tag != schema.item and c.tag not in schema.children
         ]
         for tag in dict.fromkeys(children):
             written = _named(element, tag)
             child = written[0] if written else ET.Element(tag)
-            obj[tag] = self._element_object(
+            inner = self._element_object(
                 child, location, f"{xpath}/{tag}", outbound or tag == "outboundRules"
             )
+            pairs.append((tag, inner))
         if schema.item:
-            obj["Collection"] = [
-                self._element_object(c, location, xpath, outbound) for c in _named(element, schema.item)
-            ]
-        obj["ItemXPath"] = xpath
-        obj["PSPath"] = self.pspath_of(location)
-        obj["Location"] = ""
-        obj["ElementTagName"] = element.tag
-        return obj
+            items = [self._element_object(c, location, xpath, outbound) for c in _named(element, schema.item)]
+            pairs.append(("Collection", items))
+        pairs += [
+            ("ItemXPath", xpath),
+            ("PSPath", self.pspath_of(location)),
+            ("Location", ""),
+            ("ElementTagName", element.tag),
+        ]
+        props = dict(pairs)
+        made = PSObject(props, type_names=(CONFIG_ELEMENT, "System.Object"))
+        if len(made.properties()) == len(props):  # no two names differ only in case: the one-pass object
+            return made
+        made = PSObject(type_names=(CONFIG_ELEMENT, "System.Object"))
+        for name, value in pairs:  # as set one by one: a name's first spelling, its last value
+            made[name] = value
+        return made
 
     def effective(self, location: str) -> str:
         """The location's configuration as IIS reads it, as canonical XML text.
