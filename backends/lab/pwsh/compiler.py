@@ -467,8 +467,8 @@ class Compiler:
                 block = next(c for c in child.named_children if c.type == "statement_block")
                 clauses.append((None, self._body(block)))
         chosen = tuple(clauses)
-        if len(chosen) == 1 and chosen[0][0] is not None:
-            ((only, then),) = chosen
+        only, then = chosen[0]
+        if len(chosen) == 1 and only is not None:
 
             def run_if(it: Interpreter, out: list[Any]) -> None:
                 """The commonest if: one clause, _guarded's error handling in the same closure."""
@@ -1265,11 +1265,11 @@ class Compiler:
         target = self.value(owner)
         key = name.lower()
 
-        def member(it: Interpreter) -> Any:  # member never fails: nothing to position
+        def read_member(it: Interpreter) -> Any:  # member never fails: nothing to position
             found = target(it)
             return found.member(key) if found.__class__ is PSObject else methods.member(found, name)
 
-        return self._locating_as(target, member)
+        return self._locating_as(target, read_member)
 
     def _v_invocation_expression(self, node: SyntaxNode, site: Site) -> Expr:
         owner = self.value(node.named_children[0])

@@ -208,9 +208,12 @@ class Interpreter:
             # making it has no effect, so the command may be found first
             values = plan.values(self) if block is None else ()
             session = self.session
-            spec = session.commands.get(key) or self.registry.commands.get(key)
-            if spec is None or (spec.requires_ems and not session.ems_loaded):
-                spec = self._find(plan.name, key)
+            found = session.commands.get(key) or self.registry.commands.get(key)
+            spec = (
+                found
+                if found is not None and (not found.requires_ems or session.ems_loaded)
+                else self._named(key if plan.name is None else plan.name, key)
+            )
             if block is not None:
                 if not plan.merges and (spec is WHERE_OBJECT or spec is FOREACH_OBJECT):
                     return self._in_place(plan, spec, block, pipeline_input)
@@ -218,13 +221,13 @@ class Interpreter:
         else:
             target = plan.target(self) if plan.target is not None else plan.name
             values = plan.values(self)
-            spec = self._find(target, None)
-            if isinstance(spec, ScriptBlock):
-                script = spec
+            meant = self._find(target)
+            if isinstance(meant, ScriptBlock):
                 tokens = plan.tokens(values)
                 return self._with_merges(
-                    plan.merges, lambda: script.invoke(*[t.value for t in tokens if isinstance(t, Arg)])
+                    plan.merges, lambda: meant.invoke(*[t.value for t in tokens if isinstance(t, Arg)])
                 )
+            spec = meant
         merges = plan.merges
         has_input = bool(pipeline_input)
         last = plan.last
@@ -304,16 +307,16 @@ class Interpreter:
             self._merges.pop()
         return sink
 
-    def _find(self, target: Any, key: str | None) -> CmdletSpec | ScriptBlock:
-        """The command a name means now (``key``: the name lower-cased, when the text fixes it: then
-        ``target`` is that name)."""
-        if key is None:
-            if isinstance(target, ScriptBlock):
-                return target
-            name = to_string(target)
-            key = name.lower()
-        else:
-            name = target
+    def _find(self, target: Any) -> CmdletSpec | ScriptBlock:
+        """The command a computed name (or script block) means now."""
+        if isinstance(target, ScriptBlock):
+            return target
+        name = to_string(target)
+        return self._named(name, name.lower())
+
+    def _named(self, name: str, key: str) -> CmdletSpec:
+        """The command ``name`` (``key``: lower-cased) means now: the session's, the registry's (an
+        Exchange cmdlet only once the shell is loaded), else a script file; or CommandNotFound."""
         spec = self.session.commands.get(key) or self.registry.commands.get(key)
         if spec is not None and spec.requires_ems and not self.session.ems_loaded:
             spec = None
