@@ -174,9 +174,11 @@ def test_envelopes_are_pywinrms_byte_for_byte(both: tuple[Protocol, Protocol], v
     difference in elements, headers, options, OperationTimeout or escaping fails."""
     for proto in both:
         proto.operation_timeout_sec = 7
-        proto.answers.extend([CREATED, CREATED, COMMAND, COMMAND, _answer(_state()), RELATES, RELATES])  # type: ignore[attr-defined]
+        proto.answers.extend([CREATED, CREATED, CREATED, COMMAND, COMMAND, _answer(_state()),  # type: ignore[attr-defined]
+                              RELATES, RELATES])
         proto.open_shell(codepage=65001, noprofile=True)
         proto.open_shell(i_stream=value, o_stream=value)
+        proto.open_shell(working_directory=value, env_vars={"A": value}, idle_timeout=60, codepage=1252)
         proto.run_command(value, "powershell.exe", ["-EncodedCommand", value, b"b\xc3\xa9"],
                           skip_cmd_shell=True)
         proto.run_command(value, value, (), console_mode_stdin=False)
@@ -185,7 +187,7 @@ def test_envelopes_are_pywinrms_byte_for_byte(both: tuple[Protocol, Protocol], v
         proto.close_shell(value, close_session=False)
     pywinrm, ours = both
     assert ours.sent == pywinrm.sent  # type: ignore[attr-defined]
-    assert len(ours.sent) == 7 and all(m.startswith('<?xml version="1.0"') for m in ours.sent)  # type: ignore[attr-defined]
+    assert len(ours.sent) == 8 and all(m.startswith('<?xml version="1.0"') for m in ours.sent)  # type: ignore[attr-defined]
 
 
 RECEIVE_ANSWERS = {
