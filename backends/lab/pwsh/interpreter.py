@@ -216,7 +216,7 @@ class Interpreter:
             )
             if block is not None:
                 if not plan.merges and (spec is WHERE_OBJECT or spec is FOREACH_OBJECT):
-                    return self._in_place(plan, spec, block, pipeline_input)
+                    return self._in_place(plan, spec, block, pipeline_input) if pipeline_input else []
                 values = plan.values(self)
         else:
             target = plan.target(self) if plan.target is not None else plan.name
@@ -264,15 +264,14 @@ class Interpreter:
             raise
 
     def _in_place(
-        self, plan: CommandPlan, spec: CmdletSpec, body: Block, pipeline_input: list[Any] | None
+        self, plan: CommandPlan, spec: CmdletSpec, body: Block, pipeline_input: list[Any]
     ) -> list[Any]:
         """``Where-Object { ... }`` / ``ForEach-Object { ... }`` named in the text: what
         ``where_object`` and ``foreach_object`` do with that block, without making the ScriptBlock,
         binding it (it always binds to the first parameter) or the command's context (neither reads
-        it). Half the commands of a status script are these, most of them with nothing to filter."""
+        it). Half the commands of a status script are these, most of them with no input: then
+        ``run_command`` gives nothing without calling this."""
         out: list[Any] = []
-        if not pipeline_input:
-            return out
         invoke = self.invoke_block
         try:
             if spec is WHERE_OBJECT:
