@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
 
 _MONTHS = {
     m: i + 1
@@ -122,12 +123,12 @@ class Build:
     def label(self) -> str:
         return f"{self.product} {self.cu}" + (f" {self.update}" if self.update else "")
 
-    @property
+    @cached_property  # a Build never changes; Get-ExchangeServer reads these for every server
     def parts(self) -> tuple[int, int, int, int]:
         a, b, c, d = (int(x) for x in self.version.split("."))
         return a, b, c, d
 
-    @property
+    @cached_property
     def admin_display_version(self) -> str:
         """As Get-ExchangeServer shows it: ``Version 15.2 (Build 1748.43)``."""
         major, minor, build, rev = self.parts
