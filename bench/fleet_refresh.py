@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from emconsole.backends.winrm.backend import WinRMBackend
-from emconsole.backends.winrm.session import ConnectionSettings, make_protocol
 from labproc import PASSWORD, Lab, running_lab, system_busy_s
 from report import Section, fmt_ratio, ratio
+from winrm.protocol import Protocol
 
 from emconsole.audit import AuditLog
 from emconsole.commandlog import CommandLog
@@ -91,10 +91,14 @@ async def refresh_all(engine: FleetEngine) -> tuple[float, int]:
 
 
 def naive_one(config: Config, index: int) -> None:
-    """What a script without reuse does: new session and shell, run, signal, delete, close."""
+    """What a script without reuse does: new session and shell, run, signal, delete, close.
+
+    Plain pywinrm (its own ``Protocol``, none of the backend's envelope or request reuse): the
+    baseline is what a loop over ``winrm.Session`` costs, not the backend with its reuse switched off.
+    """
     server = config.servers[index]
-    proto = make_protocol(ConnectionSettings(name=server.name, host=server.host, port=server.port,
-                                             username=server.username, password=PASSWORD))
+    proto = Protocol(f"http://{server.host}:{server.port}/wsman", transport="basic",
+                     username=server.username, password=PASSWORD)
     script = build_status(server.name, server.ems.value)
     shell = proto.open_shell(codepage=65001)
     command = proto.run_command(shell, "powershell.exe", script.encoded_arguments(), skip_cmd_shell=True)
