@@ -3,21 +3,33 @@ clean up after themselves, shells reopened when the server forgets them, the pro
 
 from __future__ import annotations
 
+import re
+import socket
 import threading
 import time
+import typing as t
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import pytest
 import requests
 from emconsole.backends.base import BackendFailure
+from emconsole.backends.winrm.backend import settings_from_config
 from emconsole.backends.winrm.errors import FAULT_INVALID_SELECTORS
-from emconsole.backends.winrm.session import ConnectionSettings, make_protocol
-from emconsole.backends.winrm.wsman import WSManProtocol
+from emconsole.backends.winrm.session import (
+    ConnectionSettings,
+    ServerSession,
+    _CountingProtocol,
+    make_protocol,
+)
+from emconsole.backends.winrm.wsman import PreparedTransport, WSManProtocol
 from requests import Session
+from urllib3 import HTTPConnectionPool, HTTPSConnectionPool
 from winrm.exceptions import WinRMOperationTimeoutError, WSManFaultError
 from winrm.protocol import Protocol
+from winrm.transport import Transport
 
 from emconsole.labconfig import lab_backend, lab_servers, start_lab
 from emconsole.models import FailureKind
@@ -278,8 +290,9 @@ def test_faults_from_the_lab_keep_pywinrms_exceptions() -> None:
     ("ntlm", "http", False)])
 def test_each_logon_runs_and_only_plain_ones_reuse_the_prepared_request(
         monkeypatch: pytest.MonkeyPatch, auth: str, scheme: str, reused: bool) -> None:
-    """Basic (HTTP or HTTPS, CA checked) and certificate logons send copies of one prepared request,
-    identical to what requests would prepare; NTLM (messages encrypted over HTTP) keeps pywinrm's path."""
+    """Basic (HTTP or HTTPS, CA checked) and certificate logons post through urllib3 directly, each message
+    with the headers, order and body requests would prepare; NTLM (messages encrypted over HTTP) keeps
+    pywinrm's path."""
     lab = start_lab(servers=1, auth=auth, scheme=scheme)
     backend = lab_backend(lab.fleet)
     [server] = lab_servers(lab.fleet)
@@ -298,14 +311,21 @@ def test_each_logon_runs_and_only_plain_ones_reuse_the_prepared_request(
         assert session is not None
         if reused:
             assert len(prepared) == 1, "each message prepared again"
-            sent: list[requests.PreparedRequest] = []
-            send = session.send
-            monkeypatch.setattr(session, "send", lambda p, **kw: sent.append(p) or send(p, **kw))
+            sent: list[tuple[object, ...]] = []
+            urlopen = HTTPConnectionPool.urlopen
+
+            def opening(pool: HTTPConnectionPool, method: str, url: str, **kw: t.Any) -> t.Any:
+                sent.append((method, url, list(kw["headers"].items()), kw["body"]))
+                return urlopen(pool, method, url, **kw)
+
+            monkeypatch.setattr(HTTPConnectionPool, "urlopen", opening)
+            monkeypatch.setattr(session, "send", None)  # requests' own send is not used at all
             assert backend.run(server, tiny(server.name), 10.0).stdout.strip() == "ok"
-            for request in sent:
-                expected = original(session, requests.Request("POST", request.url, data=request.body))
-                assert (request.method, request.url, dict(request.headers), request.body) == (
-                    expected.method, expected.url, dict(expected.headers), expected.body)
+            assert len(sent) >= 2
+            for method, url, headers, body in sent:
+                expected = original(session, requests.Request("POST", server.endpoint, data=body))
+                assert (method, url, headers, body) == (
+                    expected.method, expected.path_url, list(expected.headers.items()), expected.body)
         else:
             assert len(prepared) >= 10, "an encrypted message went through the reused request"
     finally:
@@ -330,5 +350,309 @@ def test_a_cookie_from_the_server_is_sent_back() -> None:
         session.send = lambda p, **kw: sent.append(p) or send(p, **kw)  # type: ignore[method-assign]
         proto.close_shell(shell)
         assert sent[0].headers.get("Cookie") == "affinity=node-2"
+    finally:
+        lab.stop()
+
+
+# ---------------------------------------------------------------- the lean POST against requests' path
+
+def _pywinrm_path(settings: ConnectionSettings) -> _CountingProtocol:
+    """The backend's protocol sending through pywinrm's own Transport (requests' ``Session.send``)."""
+    proto = make_protocol(settings)
+    proto.transport.__class__ = Transport
+    return proto
+
+
+def _same(text: str) -> str:
+    """A message or detail without what differs between two runs (times, timeouts, object addresses)."""
+    return re.sub(r"0x[0-9a-f]+", "0x", re.sub(r"\d+\.\d+", "N", text))
+
+
+def _session_outcome(settings: ConnectionSettings, factory: Callable[[ConnectionSettings], _CountingProtocol],
+                     cleanup: ThreadPoolExecutor) -> list[tuple[object, ...]]:
+    """Two calls on one ServerSession (cold, then on the kept connection): result or classified failure
+    (times and object addresses left out)."""
+    session = ServerSession(settings, cleanup, factory)
+    outcomes: list[tuple[object, ...]] = []
+    try:
+        for _ in range(2):
+            try:
+                result = session.run(tiny(settings.name).encoded_arguments(), 1.5)
+                outcomes.append(("ok", result.stdout, result.exit_code, result.round_trips))
+            except BackendFailure as exc:
+                failure = exc.failure
+                timed = failure.kind is FailureKind.TIMEOUT  # how many Receives fit depends on timing
+                outcomes.append((failure.kind, _same(failure.message), _same(failure.detail),
+                                 None if timed else exc.round_trips, exc.may_have_run))
+    finally:
+        session.close()
+    return outcomes
+
+
+LAB_CASES: dict[tuple[str, str], list[str]] = {
+    ("http", "basic"): ["", "refuse", "reset", "garbage", "truncate", "http-error=503", "http-error=500",
+                        "wrong-credentials", "quota=0", "slow=inf", "hang"],
+    ("https", "basic"): ["", "tls=wrong-name", "tls=expired"],
+    ("https", "certificate"): ["", "wrong-credentials"],
+}
+
+
+@pytest.mark.parametrize(("scheme", "auth"), list(LAB_CASES))
+def test_every_lab_fault_fails_as_on_requests_path(scheme: str, auth: str) -> None:
+    """Each lab fault, TLS with the lab's CA, with the default trust store and unverified, Basic and
+    certificate logons: the lean POST's result or failure (kind, message, detail, round trips, whether
+    the script may have run) is the one requests' own path gives, on a cold and on a kept connection."""
+    faults = LAB_CASES[(scheme, auth)]
+    per_server = {n: {"faults": f} for n, f in enumerate(faults, 1) if f}
+    lab = start_lab(servers=len(faults), scheme=scheme, auth=auth, per_server=per_server)
+    cleanup = ThreadPoolExecutor(2)
+    try:
+        for number, server in enumerate(lab_servers(lab.fleet), 1):
+            settings = settings_from_config(server, lab.fleet.spec.password)
+            variants = [settings]
+            if scheme == "https":  # the default trust store (no lab CA): refused; unverified: accepted
+                variants += [replace(settings, ca_bundle=None), replace(settings, verify_tls=False)]
+            for variant in variants:
+                lean = _session_outcome(variant, make_protocol, cleanup)
+                assert lean == _session_outcome(variant, _pywinrm_path, cleanup), (faults[number - 1],
+                                                                                   variant)
+                if scheme == "https" and not faults[number - 1] and variant.ca_bundle is None \
+                        and variant.verify_tls:
+                    assert lean[0][0] is FailureKind.TLS
+                elif not faults[number - 1] or (variant.verify_tls is False and "tls=" in faults[number - 1]):
+                    assert lean[0][0] == "ok", (faults[number - 1], variant, lean)
+    finally:
+        cleanup.shutdown()
+        lab.stop()
+
+
+def test_lean_pool_carries_requests_tls_settings() -> None:
+    """The pool the lean POST uses verifies as requests would: the configured CA bundle, else requests'
+    default bundle, nothing when tls_verify is off; the client certificate and key for that logon."""
+    base = ConnectionSettings(name="EX01", host="127.0.0.1", port=1, scheme="https", username="u",
+                              password="p")
+    cases = [
+        (base, "CERT_REQUIRED", requests.utils.DEFAULT_CA_BUNDLE_PATH, None),
+        (replace(base, ca_bundle=__file__), "CERT_REQUIRED", __file__, None),
+        (replace(base, verify_tls=False, ca_bundle=__file__), "CERT_NONE", None, None),
+        (replace(base, transport="certificate", cert_pem=__file__, cert_key_pem=__file__), "CERT_REQUIRED",
+         requests.utils.DEFAULT_CA_BUNDLE_PATH, (__file__, __file__)),
+    ]
+    for settings, cert_reqs, ca_certs, client in cases:
+        proto = make_protocol(settings)
+        proto.operation_timeout_sec = 1
+        proto.transport.read_timeout_sec = (0.5, 0.5)
+        with pytest.raises(requests.exceptions.ConnectionError):  # port 1: refused, after the pool is set
+            proto.send_message("<m/>")
+        lean = proto.transport._lean  # type: ignore[attr-defined]
+        assert lean is not None and isinstance(lean.pool, HTTPSConnectionPool)
+        assert (lean.pool.cert_reqs, lean.pool.ca_certs) == (cert_reqs, ca_certs), settings
+        if client:
+            assert (lean.pool.cert_file, lean.pool.key_file) == client
+            assert "Authorization" in lean.headers and "Basic" not in lean.headers["Authorization"]
+
+
+class Scripted:
+    """A loopback HTTP server answering each request it reads with the next scripted raw answer.
+
+    An answer is (bytes, close): close the connection after sending; bytes None: close without answering;
+    b"" with close False: never answer (until the client hangs up). ``closed`` is set whenever it closed
+    a connection itself; ``received`` holds (request line, headers, body) of every request read.
+    """
+
+    def __init__(self, answers: list[tuple[bytes | None, bool]]) -> None:
+        self.answers = answers
+        self.received: list[tuple[str, dict[str, str], bytes]] = []
+        self.connections = 0
+        self.closed = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            buffer = b""
+            while True:
+                while b"\r\n\r\n" not in buffer:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    buffer += chunk
+                head, buffer = buffer.split(b"\r\n\r\n", 1)
+                line, *fields = head.decode().split("\r\n")
+                headers = dict(f.split(": ", 1) for f in fields)
+                while len(buffer) < int(headers.get("Content-Length", 0)):
+                    buffer += conn.recv(65536)
+                length = int(headers.get("Content-Length", 0))
+                self.received.append((line, headers, buffer[:length]))
+                buffer = buffer[length:]
+                answer, close = self.answers.pop(0)
+                if answer is None:
+                    break
+                conn.sendall(answer)
+                if close:
+                    break
+                if not answer:
+                    while conn.recv(65536):
+                        pass
+                    return
+        self.closed.set()
+
+    def stop(self) -> None:
+        self._listener.close()
+
+
+def _http(status: str, body: bytes, *headers: str) -> bytes:
+    fields = "".join(f"{h}\r\n" for h in headers)
+    if not any(h.lower().startswith(("content-length", "transfer-encoding")) for h in headers):
+        fields += f"Content-Length: {len(body)}\r\n"
+    return f"HTTP/1.1 {status}\r\n{fields}\r\n".encode() + body
+
+
+OK = (_http("200 OK", RELATES), False)
+FAULT_500 = _http("500 Internal Server Error", _answer(
+    '<s:Fault><s:Code><s:Value>s:Receiver</s:Value></s:Code><s:Reason><s:Text xml:lang="en-US">no'
+    '</s:Text></s:Reason><s:Detail><f:WSManFault xmlns:f="http://schemas.microsoft.com/wbem/wsman/1/'
+    'wsmanfault" Code="2150858843" Machine="m"><f:Message>gone</f:Message></f:WSManFault></s:Detail>'
+    "</s:Fault>"))
+HOSTILE_ANSWERS: dict[str, list[tuple[bytes | None, bool]]] = {
+    "ok, kept alive": [OK, OK],
+    "closed while idle": [(OK[0], True), OK],
+    "closed after reading the request": [(None, False)],
+    "no answer (read timeout)": [(b"", False)],
+    "not HTTP": [(b"HELLO THERE\r\n\r\n", True)],
+    "truncated body": [(_http("200 OK", RELATES[:40], f"Content-Length: {len(RELATES)}"), True)],
+    "broken chunks": [(_http("200 OK", b"zz\r\nabc", "Transfer-Encoding: chunked"), True)],
+    "bad gzip": [(_http("200 OK", b"not gzip", "Content-Encoding: gzip"), False)],
+    "401": [(_http("401 Unauthorized", b"", 'WWW-Authenticate: Basic realm="x"'), False)],
+    "400 empty": [(_http("400 Bad Request", b""), False)],
+    "500 WS-Man fault": [(FAULT_500, False)],
+    "500 not UTF-8": [(_http("500 Internal Server Error", b"\xff\xfe<html>"), False)],
+    "302 to a 404": [(_http("302 Found", b"moved", "Location: /elsewhere"), False),
+                     (_http("404 Not Found", b"<html>nothing</html>"), False)],
+    "307 to an answer": [(_http("307 Temporary Redirect", b"", "Location: /wsman2"), False), OK],
+    "a cookie": [(_http("200 OK", RELATES, "Set-Cookie: affinity=node-2; Path=/"), False), OK],
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE_ANSWERS))
+def test_hostile_http_answers_fail_as_on_requests_path(case: str) -> None:
+    """Two messages against a scripted server: what each returns or raises (type and text), and every
+    request the server read (a request that may have reached it is never sent twice; a connection the
+    server closed while idle is replaced, not a failure; a cookie goes back; redirects are followed)."""
+    seen = []
+    for factory in (make_protocol, _pywinrm_path):
+        server = Scripted(list(HOSTILE_ANSWERS[case]))
+        try:
+            proto = factory(ConnectionSettings(name="EX01", host="127.0.0.1", port=server.port,
+                                               username="u", password="p"))
+            proto.transport.read_timeout_sec = (2.0, 0.5)
+            outcomes = []
+            for _ in range(2):
+                if not server.answers:
+                    break
+                try:
+                    outcomes.append(("returned", proto.send_message("<m/>")))
+                except Exception as exc:  # the exception's type and text are the outcome compared
+                    outcomes.append(("raised", type(exc), _same(str(exc)).replace(str(server.port), "PORT")))
+                if case == "closed while idle":
+                    assert server.closed.wait(5)
+            requests_read = [(line, h.get("Cookie"), body) for line, h, body in server.received]
+            seen.append((outcomes, requests_read, server.connections))
+            proto.transport.close_session()
+        finally:
+            server.stop()
+    assert seen[0] == seen[1]
+    if case == "closed while idle":
+        assert seen[0][0] == [("returned", RELATES)] * 2 and seen[0][2] == 2
+    if case == "closed after reading the request":
+        assert seen[0][0][0][1] is requests.exceptions.ConnectionError and len(seen[0][1]) == 1
+    if case == "a cookie":
+        assert seen[0][1][1][1] == "affinity=node-2"
+
+
+def _urllib3_errors() -> dict[str, Exception]:
+    """One exception of each kind urlopen can raise, for the adapter's mapping."""
+    from urllib3 import exceptions as u3
+
+    def retried(reason: Exception) -> Exception:
+        return u3.MaxRetryError(None, "/wsman", reason)  # type: ignore[arg-type]
+
+    return {
+        "connect timeout": retried(u3.ConnectTimeoutError(None, "timed out")),
+        "refused": retried(u3.NewConnectionError(None, "refused")),  # type: ignore[arg-type]
+        "TLS in retries": retried(u3.SSLError("certificate verify failed: bad")),
+        "proxy in retries": retried(u3.ProxyError("proxy", OSError("down"))),
+        "too many": retried(u3.ResponseError("too many")),
+        "other in retries": retried(u3.ProtocolError("odd")),
+        "protocol": u3.ProtocolError("Connection aborted.", OSError("reset")),
+        "socket": ConnectionResetError("reset"),
+        "closed pool": u3.ClosedPoolError(None, "closed"),  # type: ignore[arg-type]
+        "read timeout": u3.ReadTimeoutError(None, "/wsman", "Read timed out."),  # type: ignore[arg-type]
+        "TLS": u3.SSLError("handshake"),
+        "proxy": u3.ProxyError("proxy", OSError("down")),
+        "invalid header": u3.InvalidHeader("bad header"),
+        "decode": u3.DecodeError("other urllib3 error"),
+        "not urllib3's": ValueError("odd"),
+    }
+
+
+@pytest.mark.parametrize("case", list(_urllib3_errors()))
+def test_urlopen_failures_become_requests_exceptions(monkeypatch: pytest.MonkeyPatch, case: str) -> None:
+    """Whatever urlopen raises reaches errors.py as the exception (type and text) HTTPAdapter.send
+    turns it into."""
+    error = _urllib3_errors()[case]
+
+    def failing(self: HTTPConnectionPool, *args: object, **kwargs: object) -> None:
+        raise error
+
+    monkeypatch.setattr(HTTPConnectionPool, "urlopen", failing)
+    seen = []
+    for factory in (make_protocol, _pywinrm_path):
+        proto = factory(ConnectionSettings(name="EX01", host="127.0.0.1", port=1, username="u", password="p"))
+        proto.transport.read_timeout_sec = (1.0, 1.0)
+        with pytest.raises(Exception) as info:
+            proto.send_message("<m/>")
+        seen.append((type(info.value), str(info.value)))
+    assert seen[0] == seen[1]
+
+
+def test_each_request_gets_the_timeouts_armed_for_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The connect and read timeouts ServerSession._arm sets for each message are the ones urlopen gets."""
+    lab = start_lab(servers=1)
+    armed: list[object] = []
+    given: list[tuple[float | None, float | None]] = []
+    send, urlopen = PreparedTransport.send_message, HTTPConnectionPool.urlopen
+
+    def arming(self: PreparedTransport, message: str | bytes) -> bytes:
+        armed.append(self.read_timeout_sec)
+        return send(self, message)
+
+    def opening(self: HTTPConnectionPool, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        given.append((kwargs["timeout"].connect_timeout, kwargs["timeout"].read_timeout))
+        return urlopen(self, *args, **kwargs)
+
+    monkeypatch.setattr(PreparedTransport, "send_message", arming)
+    monkeypatch.setattr(HTTPConnectionPool, "urlopen", opening)
+    try:
+        [server] = lab_servers(lab.fleet)
+        settings = replace(settings_from_config(server, lab.fleet.spec.password), connect_timeout_s=0.75)
+        cleanup = ThreadPoolExecutor(1)
+        session = ServerSession(settings, cleanup)
+        for deadline in (30.0, 3.0):
+            session.run(tiny(server.name).encoded_arguments(), deadline)
+        session.close()
+        cleanup.shutdown()
+        assert len(given) >= 6 and given == armed
+        assert all(connect == 0.75 for connect, _ in given)
     finally:
         lab.stop()

@@ -9,8 +9,10 @@ pywinrm's (the tests compare them, hostile values included): the same elements, 
 sets, ``OperationTimeout`` from ``operation_timeout_sec``, ``MaxEnvelopeSize`` and ``Locale`` as
 pywinrm hard-codes them, values escaped as its XML generator escapes them; the answers are read
 with the same rules and fail with the same exceptions. ``Protocol.send_message`` is pywinrm's
-(faults become ``WSManFaultError``, the Receive timeout ``WinRMOperationTimeoutError``), and so is the
-Transport: auth, message encryption, TLS verification and proxies stay its business.
+(faults become ``WSManFaultError``, the Receive timeout ``WinRMOperationTimeoutError``). What is left
+is the HTTP stack: for Basic and certificate logons without encryption or proxy, ``PreparedTransport``
+posts through urllib3 (requests' own pool and TLS settings) rather than through requests' per-request
+machinery; NTLM, Kerberos, CredSSP, proxies and cookies keep pywinrm's Transport as it is.
 """
 
 from __future__ import annotations
@@ -23,7 +25,24 @@ import xml.etree.ElementTree as ET
 from xml.sax.saxutils import escape, quoteattr
 
 import requests
+import urllib3
+from requests.adapters import HTTPAdapter
 from requests.auth import HTTPBasicAuth
+from requests.cookies import extract_cookies_to_jar
+from requests.models import CONTENT_CHUNK_SIZE
+from urllib3.connectionpool import HTTPConnectionPool
+from urllib3.exceptions import (
+    ClosedPoolError,
+    ConnectTimeoutError,
+    DecodeError,
+    LocationValueError,
+    MaxRetryError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+    ResponseError,
+)
+from winrm.exceptions import InvalidCredentialsError, WinRMTransportError
 from winrm.protocol import Protocol
 from winrm.transport import Transport
 
@@ -183,31 +202,142 @@ def _first(root: ET.Element, match: t.Callable[[ET.Element], bool], what: str) -
 
 
 class PreparedTransport(Transport):
-    """pywinrm's Transport, reusing one prepared POST when nothing in it could change between messages.
+    """pywinrm's Transport, posting through requests' own urllib3 pool when nothing per request is needed.
 
-    requests prepares each request from the session (URL parsing, header, cookie and auth merging,
-    body length): for Basic or certificate logons without message encryption, no cookie received, no
-    hook and no environment read (``trust_env`` off), the result differs only by body and length, so
-    a copy of one prepared request is sent instead. Anything else (NTLM, Kerberos, CredSSP, encrypted
-    messages, a cookie set by the server) goes through pywinrm's own path, unchanged.
+    For Basic or certificate logons without message encryption, no proxy, no cookie received, no hook
+    and no environment read (``trust_env`` off), everything requests does around a POST but the
+    socket work is the same every time: preparing it (URL, header, cookie and auth merging), finding
+    the pool and building a ``Response``. The message goes to ``urlopen`` of the pool requests' adapter
+    chose (its TLS settings: verification, CA bundle, client certificate), with requests' headers,
+    retries and timeouts, and failures raised as requests' exception classes (``_LeanPost``). Anything
+    else (NTLM, Kerberos, CredSSP, encrypted messages, a proxy, a cookie set by the server) goes
+    through pywinrm's own path, unchanged.
     """
 
-    _template: tuple[requests.Session, requests.PreparedRequest] | None = None
+    _lean: _LeanPost | None = None
 
     def send_message(self, message: str | bytes) -> bytes:
         session = self.build_session()
         if not self._reusable(session):
             return super().send_message(message)
-        if self._template is None or self._template[0] is not session:
-            request = requests.Request("POST", self.endpoint, data=b"")
-            self._template = (session, session.prepare_request(request))
+        lean = self._lean
+        if lean is None or lean.session is not session:
+            lean = self._lean = _LeanPost(session, self.endpoint)
         body = message.encode("utf-8") if isinstance(message, str) else message
-        prepared = self._template[1].copy()
-        prepared.body = body
-        prepared.headers["Content-Length"] = str(len(body))
-        return self._get_message_response_text(self._send_message_request(session, prepared))
+        status, content = lean.post(body, t.cast(HTTPTimeout, self.read_timeout_sec))
+        if 400 <= status < 600:  # pywinrm's _send_message_request, after requests' raise_for_status
+            if status == 401:
+                raise InvalidCredentialsError("the specified credentials were rejected by the server")
+            raise WinRMTransportError("http", status, content.decode())
+        return content
 
     def _reusable(self, session: requests.Session) -> bool:
-        return (self.encryption is None and not session.trust_env and not session.cookies
-                and (session.auth is None or type(session.auth) is HTTPBasicAuth)
+        return (self.encryption is None and self.proxy is None and not session.trust_env
+                and not session.cookies and (session.auth is None or type(session.auth) is HTTPBasicAuth)
                 and not any(session.hooks.values()))
+
+
+#: pywinrm's ``read_timeout_sec``: one timeout, (connect, read) as ``ServerSession._arm`` sets it, or none.
+HTTPTimeout = float | tuple[float, float] | None
+
+
+class _LeanPost:
+    """One session's POST to the WS-Man endpoint, as ``Session.send`` and ``HTTPAdapter.send`` do it.
+
+    The headers are those requests prepared once for this session (only Content-Length changes); the
+    pool is the one the session's adapter picks for this endpoint and its TLS settings, looked up
+    again once the adapter has closed it. Retries are the adapter's (none once bytes may have reached
+    the server: a POST on a connection the server closed is never sent twice).
+    """
+
+    def __init__(self, session: requests.Session, endpoint: str) -> None:
+        self.session = session
+        self.request = session.prepare_request(requests.Request("POST", endpoint, data=b""))
+        self.headers = dict(self.request.headers)
+        self.adapter = t.cast(HTTPAdapter, session.get_adapter(endpoint))
+        self.pool: HTTPConnectionPool | None = None
+
+    def post(self, body: bytes, timeout: HTTPTimeout) -> tuple[int, bytes]:
+        """Send one message; the answer's status and body, read (and decoded) as ``Response.content``."""
+        session, adapter, request = self.session, self.adapter, self.request
+        pool = self.pool
+        if pool is None or pool.pool is None:  # first use, or closed by session.close() / pool eviction
+            try:
+                pool = self.pool = t.cast(HTTPConnectionPool, adapter.get_connection_with_tls_context(
+                    request, session.verify, proxies=session.proxies, cert=session.cert))
+            except LocationValueError as exc:
+                raise requests.exceptions.InvalidURL(exc, request=request) from None
+        adapter.cert_verify(pool, self.request.url or "", session.verify, session.cert)
+        headers = self.headers.copy()
+        headers["Content-Length"] = str(len(body))
+        connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
+        try:
+            raw = pool.urlopen("POST", request.path_url, body=body, headers=headers, redirect=False,
+                               assert_same_host=False, preload_content=False, decode_content=False,
+                               retries=adapter.max_retries, chunked=False,
+                               timeout=urllib3.Timeout(connect=connect, read=read))
+        except Exception as exc:
+            mapped = _adapter_error(exc, request)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+        if raw.get_redirect_location():
+            return self._follow(raw, body, timeout)
+        if "set-cookie" in raw.headers or "set-cookie2" in raw.headers:
+            extract_cookies_to_jar(session.cookies, request, raw)
+        return raw.status, _content(raw)
+
+    def _follow(self, raw: urllib3.BaseHTTPResponse, body: bytes, timeout: HTTPTimeout) -> tuple[int, bytes]:
+        """A redirect: the rest of ``Session.send`` (cookies kept, the redirect followed by requests)."""
+        session = self.session
+        request = self.request.copy()
+        request.body = body
+        request.headers["Content-Length"] = str(len(body))
+        response = self.adapter.build_response(request, raw)
+        extract_cookies_to_jar(session.cookies, request, raw)
+        history = list(session.resolve_redirects(  # Session.send's arguments, as it passes them
+            response, request, stream=False, timeout=timeout, verify=session.verify,  # type: ignore[arg-type]
+            cert=session.cert, proxies=dict(session.proxies)))
+        final = history[-1] if history else response
+        return final.status_code, final.content
+
+
+def _content(raw: urllib3.BaseHTTPResponse) -> bytes:
+    """The whole body as ``Response.content`` reads it, failing with the same requests exceptions."""
+    try:
+        return b"".join(raw.stream(CONTENT_CHUNK_SIZE, decode_content=True))
+    except ProtocolError as exc:
+        raise requests.exceptions.ChunkedEncodingError(exc) from exc
+    except DecodeError as exc:
+        raise requests.exceptions.ContentDecodingError(exc) from exc
+    except ReadTimeoutError as exc:
+        raise requests.exceptions.ConnectionError(exc) from exc
+    except urllib3.exceptions.SSLError as exc:
+        raise requests.exceptions.SSLError(exc) from exc
+
+
+def _adapter_error(exc: Exception, request: requests.PreparedRequest) -> Exception:
+    """What ``HTTPAdapter.send`` raises for an exception out of ``urlopen`` (its mapping, in its order)."""
+    rx = requests.exceptions
+    if isinstance(exc, (ProtocolError, OSError, ClosedPoolError)):
+        return rx.ConnectionError(exc, request=request)
+    if isinstance(exc, MaxRetryError):
+        reason = exc.reason
+        if isinstance(reason, ConnectTimeoutError) and not isinstance(reason, NewConnectionError):
+            return rx.ConnectTimeout(exc, request=request)
+        if isinstance(reason, ResponseError):
+            return rx.RetryError(exc, request=request)
+        if isinstance(reason, urllib3.exceptions.ProxyError):
+            return rx.ProxyError(exc, request=request)
+        if isinstance(reason, urllib3.exceptions.SSLError):
+            return rx.SSLError(exc, request=request)
+        return rx.ConnectionError(exc, request=request)
+    if isinstance(exc, urllib3.exceptions.ProxyError):
+        return rx.ProxyError(exc)
+    if isinstance(exc, urllib3.exceptions.SSLError):
+        return rx.SSLError(exc, request=request)
+    if isinstance(exc, ReadTimeoutError):
+        return rx.ReadTimeout(exc, request=request)
+    if isinstance(exc, urllib3.exceptions.InvalidHeader):
+        return rx.InvalidHeader(exc, request=request)
+    return exc
