@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from emconsole.screens.app import EmConsoleApp
+from emconsole.screens.grid import Grid
 from rich.console import RenderableType
 from textual import events
 from textual._compositor import CompositorUpdate
@@ -91,7 +92,8 @@ class FramedConsole(FrameClock, EmConsoleApp):
 @asynccontextmanager
 async def running_console(config: Config, size: tuple[int, int] = (160, 50)
                           ) -> AsyncIterator[tuple[FramedConsole, Pilot[int]]]:
-    """The console on ``config`` under Pilot, once its engine is up (its first refresh has started)."""
+    """The console on ``config`` under Pilot, once its engine is up (its first refresh has started)
+    and the fleet screen lists every server."""
     app = FramedConsole(config)
     async with app.run_test(size=size) as pilot:
         deadline = time.perf_counter() + 60
@@ -99,6 +101,9 @@ async def running_console(config: Config, size: tuple[int, int] = (160, 50)
             await asyncio.sleep(0.01)
         if app.engine is None:
             raise SystemExit(app.start_error or "the console's engine did not start within 60 s")
+        # The rows reach the fleet screen in batches after the engine is up: keys wait for all of them.
+        while len(app.screen.query_one(Grid).row_keys) < len(app.views()) and time.perf_counter() < deadline:
+            await asyncio.sleep(0.01)
         yield app, pilot
 
 

@@ -39,6 +39,10 @@ if TYPE_CHECKING:
 
 #: Seconds between two redraws of the top bars while servers answer (see _publish_status_soon).
 STATUS_INTERVAL = 0.1
+#: Seconds between two batches of server snapshots handed to the screens (see publish).
+UPDATE_INTERVAL = 0.05
+#: Wall seconds one batch may take before the rest waits for keys already typed (see _hand_over).
+UPDATE_SLICE = 0.008
 #: Binding actions that change servers: greyed out (check_action -> None) in read-only mode.
 CHANGE_ACTIONS = frozenset(
     {"reapply", "block", "unblock", "delete", "enable_em", "disable_em", "enable_org", "disable_org",
@@ -126,6 +130,9 @@ class EmConsoleApp(App[int]):
         self._unsubscribe: Callable[[], None] | None = None
         self._status_at = 0.0
         self._status_timer: Timer | None = None
+        self._pending: dict[str, ServerView] = {}
+        self._handed_at = 0.0
+        self._batch_due = False
 
     def get_line_filters(self) -> Sequence[LineFilter]:
         """Textual's filters, then one that shows server-sent control characters instead of sending them."""
@@ -242,11 +249,49 @@ class EmConsoleApp(App[int]):
         return self.engine.views() if self.engine is not None else []
 
     def publish(self, view: ServerView) -> None:
-        """Hand one server's new snapshot to every screen that shows servers."""
-        for screen in self.screen_stack:
-            handler = getattr(screen, "server_changed", None)
-            if handler is not None:
+        """Queue one server's new snapshot for every screen that shows servers.
+
+        The screens get the queue in batches, at most every UPDATE_INTERVAL (a newer snapshot of a
+        server replaces one still queued): one answer at a time, 500 servers took the event loop
+        away from the keys a thousand times per refresh, and a refresh's start (every row to
+        "loading" at once) held it for a third of a second. ``hand_over`` empties the queue at once.
+        """
+        self._pending[view.name] = view
+        if not self._batch_due:
+            self._batch_due = True
+            wait = self._handed_at + UPDATE_INTERVAL - time.monotonic()
+            # Not a timer of a few microseconds: Textual skips a one-shot timer already due when its
+            # task first runs, and the batch would never come.
+            if wait > 0.001:
+                self.set_timer(wait, self._hand_over_batch)
+            else:
+                self.call_later(self._hand_over_batch)
+
+    def hand_over(self) -> None:
+        """Hand every queued snapshot to the screens now (a refresh or an action ended); a batch
+        already scheduled then finds the queue empty."""
+        self._deliver(None)
+
+    def _hand_over_batch(self) -> None:
+        self._batch_due = False
+        self._deliver(UPDATE_SLICE)
+
+    def _deliver(self, budget: float | None) -> None:
+        """Queued snapshots to the screens, oldest first; after ``budget`` wall seconds the rest
+        waits for its own turn of the event loop, so keys typed meanwhile come first."""
+        self._handed_at = time.monotonic()
+        until = None if budget is None else time.perf_counter() + budget
+        handlers = [h for h in (getattr(screen, "server_changed", None) for screen in self.screen_stack)
+                    if h is not None]
+        pending = self._pending
+        while pending:
+            view = pending.pop(next(iter(pending)))
+            for handler in handlers:
                 handler(view)
+            if until is not None and pending and time.perf_counter() > until:
+                self._batch_due = True
+                self.call_later(self._hand_over_batch)
+                break
         self._publish_status_soon()
 
     def _publish_status(self) -> None:
@@ -300,6 +345,7 @@ class EmConsoleApp(App[int]):
                 self.refresh_done += 1
                 self._publish_status_soon()
         finally:
+            self.hand_over()
             self.refreshing = False
             self._publish_status()
             if self.session is not None and self.session.after_refresh is not None:
@@ -417,6 +463,7 @@ class EmConsoleApp(App[int]):
             for name in servers:
                 if self.busy.pop(name, None) is not None:
                     self.publish(self.engine.view(name))
+            self.hand_over()
         parts = [f"OCS reachable from {len(verdicts[True])} of {len(servers)}"]
         if verdicts[False]:
             parts.append("not reachable from " + ", ".join(verdicts[False]))
@@ -463,6 +510,7 @@ class EmConsoleApp(App[int]):
             for name in servers:
                 if self.busy.pop(name, None) is not None:
                     self.publish(engine.view(name))
+            self.hand_over()
             run.finished = True
         failed = sum(o.status is OutcomeStatus.FAILED for o in run.outcomes)
         took = time.monotonic() - started

@@ -125,3 +125,46 @@ async def test_highlights_end_one_timer_at_a_time(monkeypatch: pytest.MonkeyPatc
         assert set(grid._changed) == {("EX2", 1)} and grid._expiry is not None
         await pilot.pause(0.5)
         assert not grid._changed and grid._expiry is None
+
+
+async def test_rows_changed_off_screen_show_when_scrolled_to(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only rows on screen are repainted as they change; the others show their new cells when
+    scrolled to, and a column rewritten in one pass widens and is found by the filter."""
+    app = GridApp()
+    async with app.run_test(size=(40, 5)) as pilot:  # header + 4 rows on screen
+        grid = app.query_one(Grid)
+        for i in range(8):
+            grid.set_row(f"EX{i}", [f"EX{i}", "ok"])
+        grid.focus()
+        await pilot.pause()
+        repainted: list[int] = []
+        monkeypatch.setattr(grid, "refresh_line", repainted.append)
+        grid.set_row("EX6", ["EX6", "no"], highlight=False)
+        grid.set_row("EX1", ["EX1", "no"], highlight=False)
+        grid.set_cells(1, [("EX0", Text("up")), ("EX7", Text("a longer state"))])
+        assert repainted == [2, 1]  # EX1 and EX0 (line 0 is the header); EX6 and EX7 are off screen
+        monkeypatch.undo()
+        await pilot.press("end")
+        lines = _text(app).splitlines()
+        assert any("EX6" in line and "no" in line for line in lines)
+        assert any("EX7" in line and "a longer state" in line for line in lines)
+        grid.set_filter("longer")
+        await pilot.pause()
+        assert grid.visible_keys == ["EX7"]
+
+
+async def test_a_highlight_ends_by_drawing_its_line_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """When a highlight is due, that row's line (not the whole table) is drawn again without it."""
+    monkeypatch.setattr(grid_module, "HIGHLIGHT_SECONDS", 0.2)
+    app = GridApp()
+    async with app.run_test(size=(40, 6)) as pilot:
+        grid = app.query_one(Grid)
+        for i in range(3):
+            grid.set_row(f"EX{i}", [f"EX{i}", "ok"])
+        await pilot.pause()
+        grid.set_row("EX1", ["EX1", "no"])
+        await pilot.pause()
+        repainted: list[int] = []
+        monkeypatch.setattr(grid, "refresh_line", repainted.append)
+        await pilot.pause(0.5)
+        assert not grid._changed and repainted == [2]  # line 0 is the header

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import consolekit
 from consolekit import LabStarter, console_app, screen_text, wait_refreshed, wait_until
 from emconsole.screens.base import TopBar
@@ -65,6 +67,35 @@ async def test_filter_sort_marks_and_cursor_survive_a_refresh(console_lab: LabSt
         await pilot.press("slash", *["backspace"] * 8, "exclamation_mark", *"EX01", "enter")
         await pilot.pause()
         assert "LAB-EX01" not in fleet.grid.visible_keys and fleet.grid.match_count == 4
+
+
+async def test_snapshots_reach_the_rows_in_batches(console_lab: LabStarter) -> None:
+    """Snapshots wait for the next batch (the newest of a server wins); a row turning "loading" shows
+    it in its age and keeps the rest; a new state makes every cell again."""
+    _lab, config = console_lab(servers=3)
+    app = console_app(config)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_refreshed(pilot, app)
+        fleet = app.screen
+        assert isinstance(fleet, FleetScreen)
+        assert app.engine is not None
+        view = app.engine.view("LAB-EX02")
+        assert view.state is not None
+        before = fleet.grid.row("LAB-EX02")
+        assert before is not None and before[11].plain != LOADING
+        app.publish(replace(view, loading=True, busy="first"))
+        app.publish(replace(view, loading=True))
+        assert fleet.grid.row("LAB-EX02") == before  # not handed over yet
+        app.hand_over()
+        loading = fleet.grid.row("LAB-EX02")
+        assert loading is not None and loading[11].plain == LOADING and "first" not in loading[12].plain
+        assert [c.plain for i, c in enumerate(loading) if i != 11] == [
+            c.plain for i, c in enumerate(before) if i != 11]
+        blocked = view.state.model_copy(update={"blocked": ("M9",)})
+        app.publish(replace(view, state=blocked))
+        app.hand_over()
+        row = fleet.grid.row("LAB-EX02")
+        assert row is not None and row[8].plain == "M9" and row[11].plain != LOADING
 
 
 async def test_matrix_and_mitigation_list_follow_the_servers(console_lab: LabStarter) -> None:
