@@ -7,7 +7,7 @@ shown, space / `*` marks with the marked count in the title).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from emconsole.screens.grid import Column, Grid
 from rich.text import Text
@@ -26,6 +26,28 @@ class TopBar(Static):
 
 class StatusLine(Static):
     """Filter, match count, sort and marks of the current table."""
+
+
+class KeysFooter(Footer):
+    """Textual's footer, composed again only when the keys it shows change.
+
+    Textual composes it again on every change of bindings, which includes every move of the focus
+    between the filter box and the table (`/`, enter, escape) although the keys shown stay the same:
+    each time ~10 widgets unmounted and mounted again and the whole screen laid out.
+    """
+
+    _shown: tuple[object, ...] | None = None
+
+    def bindings_changed(self, screen: Screen[Any]) -> None:
+        palette = self.app.COMMAND_PALETTE_BINDING
+        shown = tuple((active.binding, active.enabled, active.tooltip)
+                      for key, active in screen.active_bindings.items()
+                      if active.binding.show or key == palette)
+        if shown == self._shown:
+            return
+        super().bindings_changed(screen)
+        if self.app.app_focus and self.is_attached and screen is self.screen:  # composed again (super)
+            self._shown = shown
 
 
 class TableScreen(Screen[None]):
@@ -69,7 +91,7 @@ class TableScreen(Screen[None]):
         yield Input(placeholder="regex filter — ! in front inverts, enter keeps, escape clears", id="filter")
         yield StatusLine(id="statusline")
         yield self.grid
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.ready = True

@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar
 
 from emconsole.screens.actions import ACTION_BINDINGS, ServerActions
-from emconsole.screens.base import StatusLine, TableScreen, TopBar
+from emconsole.screens.base import KeysFooter, StatusLine, TableScreen, TopBar
 from emconsole.screens.format import DASH, build_name, build_of, drift, em_label, obsolete_ids, tls_off
 from emconsole.screens.grid import Column
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import VerticalScroll
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 from emconsole.models import Artifact, ArtifactKind, Mitigation, MitigationStatus
 
@@ -73,7 +73,7 @@ class ServerDetailScreen(TableScreen, ServerActions):
         yield self.grid
         with VerticalScroll(id="events"):
             yield Static(id="events-text")
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         super().on_mount()

@@ -16,13 +16,13 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from emconsole.screens.actions import ACTION_BINDINGS, ServerActions
-from emconsole.screens.base import StatusLine, TableScreen, TopBar
+from emconsole.screens.base import KeysFooter, StatusLine, TableScreen, TopBar
 from emconsole.screens.grid import Column, Grid
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 from emconsole.exposure import (
     Exposure,
@@ -133,7 +133,7 @@ class ExposureScreen(TableScreen, ServerActions):
         yield self.grid
         with VerticalScroll(id="reason"):
             yield Static(id="reason-text")
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         super().on_mount()
