@@ -4,7 +4,9 @@ Why a subclass: under ``run_test`` Textual composes each frame but skips turning
 bytes; ``FramedApp`` does that work too (so a frame costs what it costs on a terminal) and records
 when each frame was done and what it showed — the cursor row and filter of the screen's table —
 so a keystroke's latency is the time from posting the key, as a terminal driver posts it, to the
-first frame that shows its effect.
+first frame that shows its effect. With it, the event loop's CPU over the same span (``key_cpu``):
+unlike the latency it does not depend on what else runs on a shared machine, and it is what the
+keystroke waited for at best — its own work and whatever the loop did before its frame.
 """
 
 from __future__ import annotations
@@ -33,9 +35,11 @@ from emconsole.credentials import PasswordSource
 
 @dataclass(frozen=True)
 class Frame:
-    """One frame: when it was ready for the terminal, and the table state it showed."""
+    """One frame: when it was ready for the terminal (and the event loop's CPU clock then), and the
+    table state it showed."""
 
     at: float
+    cpu: float
     cursor: int | None
     filter: str | None
     focused: str | None
@@ -46,6 +50,8 @@ class FrameClock:
 
     frames: list[Frame]
     terminal_bytes: int
+    #: Event-loop CPU seconds from posting each key to its frame, in the order the keys were typed.
+    key_cpu: list[float]
 
     def _display(self, screen: Screen[Any], renderable: RenderableType | None) -> None:
         app: Any = self
@@ -55,7 +61,7 @@ class FrameClock:
         super()._display(screen, renderable)  # type: ignore[misc]
         if renderable is not None:
             focused = getattr(screen.focused, "id", None)
-            self.frames.append(Frame(time.perf_counter(), *self.shown(screen), focused))
+            self.frames.append(Frame(time.perf_counter(), time.thread_time(), *self.shown(screen), focused))
 
     def shown(self, screen: Screen[Any]) -> tuple[int | None, str | None]:
         """The cursor row and filter the screen's table shows (the console's screens keep a ``grid``)."""
@@ -68,12 +74,13 @@ class FrameClock:
         app: Any = self
         first = len(self.frames)
         event = events.Key(key, char if char is not None else key if len(key) == 1 else None)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.thread_time()
         app.post_message(event)
         while time.perf_counter() - started < timeout_s:
             await asyncio.sleep(0.002)
             for frame in self.frames[first:]:
                 if frame.at >= started and shows(frame):
+                    self.key_cpu.append(frame.cpu - cpu)
                     return frame.at - started
         raise TimeoutError(f"no frame showed the effect of {key!r} within {timeout_s} s")
 
@@ -87,6 +94,7 @@ class FramedConsole(FrameClock, EmConsoleApp):
     def __init__(self, config: Config) -> None:
         super().__init__(config_starter(config, PasswordSource()))
         self.frames = []
+        self.key_cpu = []
 
 
 @asynccontextmanager
