@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import ClassVar
 
 import consolekit
+import pytest
 from consolekit import LabStarter, console_app, screen_text, wait_refreshed, wait_until
-from emconsole.screens.base import TopBar
+from emconsole.screens.base import KeysFooter, TopBar
 from emconsole.screens.detail import ServerDetailScreen
 from emconsole.screens.fleet import FleetScreen
 from emconsole.screens.format import LOADING
+from emconsole.screens.grid import Column, Grid
 from emconsole.screens.help import HelpScreen
 from emconsole.screens.logs import AuditLogScreen, CommandLogScreen, TextViewer
 from emconsole.screens.matrix import MatrixScreen, MitigationListScreen
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
 
 console_lab = consolekit.console_lab
 SIZE = (120, 40)
@@ -200,3 +205,40 @@ async def test_palette_keymap_and_a_failing_worker(console_lab: LabStarter) -> N
         assert console and "NO-SUCH-SERVER" in console[0].raw_output
         assert any("NO-SUCH-SERVER" in str(n.message) for n in app._notifications)
         assert isinstance(app.screen, FleetScreen)
+
+
+class _FooterApp(App[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("x", "go", "Go")]
+    allowed = True
+
+    def compose(self) -> ComposeResult:
+        yield Grid([Column("name", "Server")])
+        yield KeysFooter()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return None if action == "go" and not self.allowed else True  # None: shown greyed out
+
+    def action_go(self) -> None:
+        """Nothing: the footer only shows it."""
+
+
+async def test_footer_composed_again_only_when_its_keys_change(monkeypatch: pytest.MonkeyPatch) -> None:
+    app = _FooterApp()
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        footer = app.query_one(KeysFooter)
+        composed: list[int] = []
+        recompose = footer.recompose
+
+        async def counted() -> None:
+            composed.append(1)
+            await recompose()
+
+        monkeypatch.setattr(footer, "recompose", counted)
+        app.screen.refresh_bindings()  # same keys, same state: nothing to compose
+        await pilot.pause()
+        assert composed == []
+        app.allowed = False  # the key greys out: composed again
+        app.screen.refresh_bindings()
+        await pilot.pause()
+        assert composed == [1]
