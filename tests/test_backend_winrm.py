@@ -656,3 +656,44 @@ def test_each_request_gets_the_timeouts_armed_for_it(monkeypatch: pytest.MonkeyP
         assert all(connect == 0.75 for connect, _ in given)
     finally:
         lab.stop()
+
+
+def test_unresolvable_name_and_connect_timeout_fail_as_on_requests_path() -> None:
+    """A name that does not resolve, and a port that never completes the TCP handshake (a listener
+    whose backlog is full): the same classified failure on both paths, in the connect phase."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=0)
+    port = listener.getsockname()[1]
+    waiting = []
+    for _ in range(3):  # fill the backlog: later SYNs are dropped, the next connect times out
+        pending = socket.socket()
+        pending.setblocking(False)
+        pending.connect_ex(("127.0.0.1", port))
+        waiting.append(pending)
+    cleanup = ThreadPoolExecutor(1)
+    try:
+        for host, kind, said in (("no-such-host.invalid", FailureKind.UNREACHABLE, "name not resolved"),
+                                 ("127.0.0.1", FailureKind.TIMEOUT, "in the connect phase")):
+            settings = ConnectionSettings(name="EX01", host=host, port=port, username="u", password="p",
+                                          connect_timeout_s=0.3)
+            lean = _session_outcome(settings, make_protocol, cleanup)
+            assert lean == _session_outcome(settings, _pywinrm_path, cleanup)
+            assert lean[0][0] is kind and said in str(lean[0][1]), lean
+    finally:
+        cleanup.shutdown()
+        for pending in waiting:
+            pending.close()
+        listener.close()
+
+
+def test_an_explicit_proxy_still_carries_the_messages() -> None:
+    """A server behind the configured proxy: messages go to the proxy with the full URL (pywinrm's path,
+    not the direct POST), the answers come back."""
+    proxy = Scripted([OK, OK])
+    try:
+        proto = make_protocol(ConnectionSettings(name="EX01", host="ex01.invalid", port=5985, username="u",
+                                                 password="p", proxy=f"http://127.0.0.1:{proxy.port}"))
+        proto.transport.read_timeout_sec = (2.0, 2.0)
+        assert [proto.send_message("<m/>") for _ in range(2)] == [RELATES, RELATES]
+        assert [line for line, _, _ in proxy.received] == ["POST http://ex01.invalid:5985/wsman HTTP/1.1"] * 2
+    finally:
+        proxy.stop()
