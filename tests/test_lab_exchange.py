@@ -363,6 +363,10 @@ def test_iis_paths_follow_the_sites_applications_as_they_change() -> None:
     iis.apps["Default Web Site"]["OWA"] = "DefaultAppPool"
     iis.apps["Default Web Site"]["owa"] = "DefaultAppPool"  # the first one that matches is meant
     assert iis.location(OWA) == "Default Web Site/OWA"
+    iis.apps["Default Web Site"] = dict(sorted(iis.apps["Default Web Site"].items(), reverse=True))
+    assert iis.location(OWA) == "Default Web Site/owa"  # same paths, another order
+    iis.apps["default web site"] = iis.apps.pop("Default Web Site")
+    assert iis.location(OWA) == "default web site/owa"
 
 
 def test_directory_objects_are_fresh_each_time_and_shape_tables_must_be_well_formed() -> None:
