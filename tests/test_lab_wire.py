@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import math
+import socket
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -303,3 +304,28 @@ def test_responses_are_the_windows_envelopes() -> None:
         "<a:To>http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</a:To>"
         "<a:RelatesTo>uuid:1&amp;2</a:RelatesTo></s:Header><s:Body><rsp:SignalResponse/></s:Body></s:Envelope>"
     )
+
+
+def test_requests_sent_back_to_back_are_answered_in_order_even_after_the_client_half_closes(
+    lab_factory: LabFactory,
+) -> None:
+    fleet = lab_factory(servers=1, host_factory=stub_host, faults="latency=20")
+    user, password = lab_credentials(fleet)
+    header = protocol(fleet).build_wsman_header(
+        "http://schemas.xmlsoap.org/ws/2004/09/transfer/Create",
+        "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd",
+    )
+    body = xmltodict.unparse({"env:Envelope": {**header, "env:Body": {"rsp:Shell": {}}}}).encode()
+    auth = base64.b64encode(f"{user}:{password}".encode()).decode()
+    request = (
+        f"POST /wsman HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\n"
+        f"Content-Type: application/soap+xml;charset=UTF-8\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    with socket.create_connection(("127.0.0.1", fleet.server(1).port), timeout=10) as sock:
+        sock.sendall(request * 2)
+        sock.shutdown(socket.SHUT_WR)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    assert received.count(b"HTTP/1.1 200 OK\r\n") == 2 and received.count(b"<rsp:ShellId>") == 2
+    assert fleet.counters.snapshot()["open_shells"] == 2

@@ -178,23 +178,17 @@ class LabFleet:
     async def _listen(
         wire: WireServer, sock: socket.socket, context: ssl.SSLContext | None
     ) -> asyncio.AbstractServer:
+        loop = asyncio.get_running_loop()
         if context is None:
-            return await asyncio.start_server(wire.handle_connection, sock=sock, limit=256 * 1024)
-        return await asyncio.start_server(
-            wire.handle_connection, sock=sock, ssl=context, limit=256 * 1024, ssl_handshake_timeout=30
-        )
+            return await loop.create_server(wire.connection, sock=sock)
+        return await loop.create_server(wire.connection, sock=sock, ssl=context, ssl_handshake_timeout=30)
 
     async def _close_all(self) -> None:
         for listener in self._listeners:
             listener.close()
-        tasks = []
         for wire in self.wire:
-            for writer in list(wire.writers):
-                writer.transport.abort()
-            tasks += list(wire.tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+            wire.close_connections()
+        await asyncio.sleep(0)  # the aborted connections are lost (and counted) on this turn of the loop
         for listener in self._listeners:
             await listener.wait_closed()
 

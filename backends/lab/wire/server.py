@@ -1,8 +1,11 @@
 """One lab server: an HTTP/1.1 endpoint at ``/wsman`` on its own port, served by the shared event loop.
 
 HTTP is read by hand (a few headers and a Content-Length body: all WinRM clients send) so that one
-thread can serve hundreds of ports with keep-alive. Transport faults are applied here, in the order
-a real stack meets them: latency, hang, HTTP.sys-level 5xx, authentication, then SOAP.
+thread can serve hundreds of ports with keep-alive. Each connection is an ``asyncio.Protocol``:
+requests are cut from its buffer as bytes arrive and the waits (latency, a Receive waiting for its
+command) are timers, so a request costs no stream reader, future or task step. Transport faults are
+applied here, in the order a real stack meets them: latency, hang, HTTP.sys-level 5xx,
+authentication, then SOAP.
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ import binascii
 import contextlib
 import math
 import socket
-import ssl
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from emconsole.backends.lab.host import HostResult, PowerShellHost
 from emconsole.backends.lab.spec import ServerSpec
@@ -73,6 +77,14 @@ class HttpRequest:
     body: bytes
 
 
+@dataclass(frozen=True)
+class _Later:
+    """An answer that is known only ``delay`` seconds from now (a Receive waiting for its command)."""
+
+    delay: float
+    answer: Callable[[], tuple[int, bytes]]
+
+
 def _html_error(status: int) -> bytes:
     """The body HTTP.sys sends with an error status (not XML: pywinrm raises WinRMTransportError)."""
     reason = _REASONS.get(status, "Error")
@@ -85,14 +97,9 @@ def _html_error(status: int) -> bytes:
     ).encode("ascii")
 
 
-async def _read_request(reader: asyncio.StreamReader) -> HttpRequest | None:
-    """The next request on the connection, None at EOF; ValueError for what is not HTTP/1.1 we accept."""
-    try:
-        head = await reader.readuntil(b"\r\n\r\n")
-    except asyncio.IncompleteReadError as exc:
-        if exc.partial.strip():
-            raise ValueError("truncated request head") from exc
-        return None
+def _parse_head(head: bytes) -> tuple[str, str, dict[str, str], int]:
+    """Method, path, headers (names lower-cased) and body length of a request head (up to and
+    without its blank line); ValueError for what is not HTTP/1.1 we accept."""
     lines = head.decode("latin-1").split("\r\n")
     parts = lines[0].split(" ")
     if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
@@ -107,8 +114,7 @@ async def _read_request(reader: asyncio.StreamReader) -> HttpRequest | None:
     length = int(headers.get("content-length", "0") or 0)
     if not 0 <= length <= MAX_BODY:
         raise ValueError("body too large")
-    body = await reader.readexactly(length) if length else b""
-    return HttpRequest(parts[0], parts[1], headers, body)
+    return parts[0], parts[1], headers, length
 
 
 def _response_head(
@@ -152,139 +158,25 @@ class WireServer:
             spec.faults.shell_idle_timeout_s,
             spec.faults.max_shells,
         )
-        self.tasks: set[asyncio.Task[None]] = set()
-        self.writers: set[asyncio.StreamWriter] = set()
+        self.connections: set[Connection] = set()
         self.address = f"{'https' if https else 'http'}://127.0.0.1:{spec.port}/wsman"
 
-    # -- connection --------------------------------------------------------------------------------
-    async def handle_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self.tasks.add(task)
-        self.writers.add(writer)
-        self.counters.connections_open += 1
-        self.counters.connections_total += 1
-        sock = writer.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn = ConnectionAuth(cert_subject=_peer_common_name(writer))
-        try:
-            while await self._serve_one(reader, writer, conn):
-                pass
-        except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError, ValueError, OSError):
-            pass
-        except asyncio.CancelledError:
-            pass  # the lab is stopping: end quietly (asyncio's stream callback would report a cancelled task)
-        finally:
-            self.counters.connections_open -= 1
-            self.writers.discard(writer)
-            writer.transport.abort()
-            if task is not None:
-                self.tasks.discard(task)
+    def connection(self) -> Connection:
+        """A protocol for one new client connection (``loop.create_server``'s factory)."""
+        return Connection(self)
 
-    async def _serve_one(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, conn: ConnectionAuth
-    ) -> bool:
-        """Answer one request; False when the connection is to end."""
-        request = await _read_request(reader)
-        if request is None:
-            return False
-        self.counters.requests += 1
-        self.counters.bytes_in += len(request.body)
-        close = request.headers.get("connection", "").lower() == "close"
-        if self.faults.latency_s > 0:
-            await asyncio.sleep(self.faults.latency_s)
-        if self.faults.hang:
-            self.counters.faults["hang"] += 1
-            while await reader.read(65536):  # no answer: wait for the client to give up
-                pass
-            return False
-        if self.faults.http_error:
-            self.counters.faults["http-error"] += 1
-            self._write(
-                writer,
-                self.faults.http_error,
-                _html_error(self.faults.http_error),
-                "text/html; charset=us-ascii",
-                close=close,
-            )
-            return not close
-        if request.method != "POST" or request.path.lower().rstrip("/") != "/wsman":
-            status = 405 if request.path.lower().rstrip("/") == "/wsman" else 404
-            self._write(writer, status, _html_error(status), "text/html; charset=us-ascii", close=close)
-            return not close
-        verdict = self.authenticator.check(
-            request.headers.get("authorization", ""), conn, refuse=self.faults.wrong_credentials
-        )
-        if verdict.user is None:
-            self.counters.auth_failures += 1
-            self.counters.by_status[401] += 1
-            extra = tuple(("WWW-Authenticate", c) for c in verdict.challenge)
-            if self.faults.wrong_credentials:
-                self.counters.faults["wrong-credentials"] += 1
-            self._write(writer, 401, b"", None, extra, close=close)
-            return not close
-        content_type = request.headers.get("content-type", "")
-        self.counters.content_types[content_type.split(";")[0].strip().lower()] += 1
-        body, encrypted = request.body, content_type.lower().startswith("multipart/encrypted")
-        if encrypted:
-            try:
-                body = decrypt_body(conn, body)
-            except DecryptError:
-                self._write(writer, 400, b"", None, close=True)
-                return False
-            self.counters.encrypted_bodies += 1
-        elif body:
-            self.counters.plaintext_soap_bodies += 1
-            if (
-                self.authenticator.scheme == "ntlm"
-                and not self.https
-                and not self.authenticator.allow_unencrypted
-            ):
-                self._write(writer, 401, b"", None, (("WWW-Authenticate", "Negotiate"),), close=close)
-                return not close
-        if not body:  # the empty POST that primes NTLM message encryption
-            self._write(writer, 200, b"", None, close=close)
-            return not close
-        status, payload = await self._soap(body, verdict.user, writer)
-        content = SOAP_CONTENT_TYPE
-        if encrypted:
-            payload, content = encrypt_body(conn, payload), ENCRYPTED_CONTENT_TYPE
-        if self.faults.reset:
-            self.counters.faults["reset"] += 1
-            writer.write(_response_head(status, len(payload), content) + payload[: len(payload) // 2])
-            with contextlib.suppress(OSError, AttributeError):
-                writer.get_extra_info("socket").setsockopt(
-                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
-                )
-            await asyncio.sleep(0)
-            writer.transport.abort()
-            return False
-        self._write(writer, status, payload, content, close=close)
-        return not close
-
-    def _write(
-        self,
-        writer: asyncio.StreamWriter,
-        status: int,
-        body: bytes,
-        content_type: str | None,
-        extra: tuple[tuple[str, str], ...] = (),
-        close: bool = False,
-    ) -> None:
-        if status != 401:
-            self.counters.by_status[status] += 1
-        data = _response_head(status, len(body), content_type, extra, close) + body
-        self.counters.bytes_out += len(data)
-        writer.write(data)
+    def close_connections(self) -> None:
+        """Abort every connection and drop its pending answer (the lab is stopping)."""
+        for connection in list(self.connections):
+            connection.abort()
 
     # -- SOAP ----------------------------------------------------------------------------------------
     def _fault(self, req: soap.Request | None, fault: soap.Fault) -> tuple[int, bytes]:
         self.counters.faults[fault.subcode.split(":")[-1]] += 1
         return 500, soap.fault_response(req.message_id if req else "", fault, self.spec.name.lower())
 
-    async def _soap(self, body: bytes, user: str, writer: asyncio.StreamWriter) -> tuple[int, bytes]:
+    def handle_soap(self, body: bytes, user: str, client_ip: str) -> tuple[int, bytes] | _Later:
+        """The status and envelope answering a SOAP request, or the wait before they are known."""
         try:
             req = soap.parse_request(body)
         except soap.BadRequest as exc:
@@ -292,7 +184,7 @@ class WireServer:
             return self._fault(None, wsman_faults.invalid_request(str(exc)))
         self.counters.by_action[req.action.rsplit("/", 1)[-1]] += 1
         if req.action == soap.ACTION_CREATE:
-            return self._create(req, user, writer)
+            return self._create(req, user, client_ip)
         if req.action not in (
             soap.ACTION_COMMAND,
             soap.ACTION_SEND,
@@ -326,9 +218,9 @@ class WireServer:
                 command.stdin_closed = True
                 self.shells.run_host(shell, command)
             return 200, soap.send_response(req)
-        return await self._receive(req, shell, command)
+        return self._receive(req, shell, command)
 
-    def _create(self, req: soap.Request, user: str, writer: asyncio.StreamWriter) -> tuple[int, bytes]:
+    def _create(self, req: soap.Request, user: str, client_ip: str) -> tuple[int, bytes]:
         try:
             codepage = int(req.options.get("WINRS_CODEPAGE", "437") or 437)
         except ValueError:
@@ -337,14 +229,8 @@ class WireServer:
         shell = self.shells.create(user, codepage, env)
         if shell is None:
             return self._fault(req, wsman_faults.shell_quota(self.shells.max_shells))
-        peer = writer.get_extra_info("peername")
         return 200, soap.create_response(
-            req,
-            shell.id,
-            self.address,
-            user,
-            peer[0] if peer else "127.0.0.1",
-            min(self.shells.idle_timeout_s, 7200.0),
+            req, shell.id, self.address, user, client_ip, min(self.shells.idle_timeout_s, 7200.0)
         )
 
     def _command(self, req: soap.Request, shell: Shell) -> tuple[int, bytes]:
@@ -362,22 +248,267 @@ class WireServer:
         started = self.shells.start(shell, decoded, immediate)
         return 200, soap.command_response(req, started.id)
 
-    async def _receive(self, req: soap.Request, shell: Shell, command: Command) -> tuple[int, bytes]:
+    def _receive(self, req: soap.Request, shell: Shell, command: Command) -> tuple[int, bytes] | _Later:
         """Output once the command is ready; w:TimedOut when OperationTimeout passes first."""
         self.shells.run_host(shell, command)
         clock = self.shells.clock
         wait = command.ready_at - clock() if math.isfinite(command.ready_at) else math.inf
         if wait > 0:
-            await asyncio.sleep(min(wait, req.operation_timeout_s))
-            if command.ready_at > clock() + 0.001:
-                return self._fault(req, wsman_faults.timed_out())
+            return _Later(min(wait, req.operation_timeout_s), lambda: self._received(req, command))
+        return self._output(req, command)
+
+    def _received(self, req: soap.Request, command: Command) -> tuple[int, bytes]:
+        if command.ready_at > self.shells.clock() + 0.001:
+            return self._fault(req, wsman_faults.timed_out())
+        return self._output(req, command)
+
+    def _output(self, req: soap.Request, command: Command) -> tuple[int, bytes]:
         streams, exit_code = self.shells.take_output(command)
         return 200, soap.receive_response(req, command.id, streams, exit_code)
 
 
-def _peer_common_name(writer: asyncio.StreamWriter) -> str | None:
+class Connection(asyncio.Protocol):
+    """One client connection of a ``WireServer``.
+
+    Requests are answered one at a time, as HTTP/1.1 without pipelining goes: a whole request is cut
+    from the buffer, answered after the server's latency, and only then is the next one read; what
+    arrives meanwhile waits in the buffer (reading pauses past ``READ_LIMIT`` twice over). At the end
+    of the input, and on what is not HTTP we accept, the connection is aborted.
+    """
+
+    READ_LIMIT = 256 * 1024  # the longest request head
+
+    def __init__(self, server: WireServer) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.auth = ConnectionAuth()
+        self.client_ip = "127.0.0.1"
+        self.over_ssl = False
+        self.busy = False  # a request is being answered
+        self.eof = False
+        self.hung = False
+        self.paused = False
+        self.timer: asyncio.TimerHandle | None = None
+
+    # -- asyncio.Protocol ---------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.server.connections.add(self)
+        counters = self.server.counters
+        counters.connections_open += 1
+        counters.connections_total += 1
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.auth.cert_subject = _peer_common_name(transport)
+        peer = transport.get_extra_info("peername")
+        self.client_ip = peer[0] if peer else "127.0.0.1"
+        self.over_ssl = transport.get_extra_info("sslcontext") is not None
+
+    def data_received(self, data: bytes) -> None:
+        if self.hung:
+            return  # no answer: wait for the client to give up
+        self.buffer += data
+        if not self.paused and len(self.buffer) > 2 * self.READ_LIMIT and self.transport is not None:
+            self.paused = True
+            self.transport.pause_reading()
+        if not self.busy:
+            self._next()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        if self.hung:
+            self.abort()
+        elif not self.busy:
+            self._next()
+        return not self.over_ssl  # keep a TCP connection open to send the answer in progress
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.eof = True
+        if exc is not None:
+            self.buffer.clear()  # a broken connection: nothing more is read from it
+        if self in self.server.connections:
+            self.server.connections.discard(self)
+            self.server.counters.connections_open -= 1
+
+    def abort(self) -> None:
+        """Close at once; an answer still pending is dropped."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.transport is not None:
+            self.transport.abort()
+
+    # -- requests -----------------------------------------------------------------------------------
+    def _take(self) -> HttpRequest | None:
+        """The next whole request in the buffer, None until it has all arrived."""
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0:
+            if len(self.buffer) > self.READ_LIMIT:
+                raise ValueError("request head too long")
+            return None
+        if end > self.READ_LIMIT:
+            raise ValueError("request head too long")
+        method, path, headers, length = _parse_head(bytes(self.buffer[:end]))
+        start = end + 4
+        if len(self.buffer) < start + length:
+            return None
+        body = bytes(self.buffer[start : start + length])
+        del self.buffer[: start + length]
+        if self.paused and len(self.buffer) <= self.READ_LIMIT and self.transport is not None:
+            self.paused = False
+            self.transport.resume_reading()
+        return HttpRequest(method, path, headers, body)
+
+    def _next(self) -> None:
+        """Answer the next request if it has arrived; at the end of the input, close."""
+        try:
+            request = self._take()
+        except ValueError:
+            self.abort()
+            return
+        if request is None:
+            if self.eof:
+                self.abort()
+            return
+        self.busy = True
+        counters = self.server.counters
+        counters.requests += 1
+        counters.bytes_in += len(request.body)
+        latency = self.server.faults.latency_s
+        if latency > 0:
+            self.timer = asyncio.get_running_loop().call_later(latency, self._later, self._answer, request)
+        else:
+            self._answer(request)
+
+    def _later(self, step: Callable[..., None], *args: Any) -> None:
+        """A step run from a timer: if it fails the connection ends (as when a step run from
+        ``data_received`` fails: asyncio reports the error and aborts the transport)."""
+        try:
+            step(*args)
+        except BaseException:
+            self.abort()
+            raise
+
+    def _done(self, keep_open: bool) -> None:
+        """The answer is written: read the next request, or close."""
+        self.busy = False
+        if keep_open:
+            self._next()
+        else:
+            self.abort()
+
+    def _answer(self, request: HttpRequest) -> None:
+        self.timer = None
+        server, faults, conn = self.server, self.server.faults, self.auth
+        close = request.headers.get("connection", "").lower() == "close"
+        if faults.hang:
+            server.counters.faults["hang"] += 1
+            self.hung = True
+            self.buffer.clear()
+            if self.eof:
+                self.abort()
+            elif self.paused and self.transport is not None:
+                self.paused = False
+                self.transport.resume_reading()
+            return
+        if faults.http_error:
+            server.counters.faults["http-error"] += 1
+            self._write(
+                faults.http_error, _html_error(faults.http_error), "text/html; charset=us-ascii", close=close
+            )
+            self._done(not close)
+            return
+        if request.method != "POST" or request.path.lower().rstrip("/") != "/wsman":
+            status = 405 if request.path.lower().rstrip("/") == "/wsman" else 404
+            self._write(status, _html_error(status), "text/html; charset=us-ascii", close=close)
+            self._done(not close)
+            return
+        verdict = server.authenticator.check(
+            request.headers.get("authorization", ""), conn, refuse=faults.wrong_credentials
+        )
+        if verdict.user is None:
+            server.counters.auth_failures += 1
+            server.counters.by_status[401] += 1
+            extra = tuple(("WWW-Authenticate", c) for c in verdict.challenge)
+            if faults.wrong_credentials:
+                server.counters.faults["wrong-credentials"] += 1
+            self._write(401, b"", None, extra, close=close)
+            self._done(not close)
+            return
+        content_type = request.headers.get("content-type", "")
+        server.counters.content_types[content_type.split(";")[0].strip().lower()] += 1
+        body, encrypted = request.body, content_type.lower().startswith("multipart/encrypted")
+        if encrypted:
+            try:
+                body = decrypt_body(conn, body)
+            except DecryptError:
+                self._write(400, b"", None, close=True)
+                self._done(False)
+                return
+            server.counters.encrypted_bodies += 1
+        elif body:
+            server.counters.plaintext_soap_bodies += 1
+            auth = server.authenticator
+            if auth.scheme == "ntlm" and not server.https and not auth.allow_unencrypted:
+                self._write(401, b"", None, (("WWW-Authenticate", "Negotiate"),), close=close)
+                self._done(not close)
+                return
+        if not body:  # the empty POST that primes NTLM message encryption
+            self._write(200, b"", None, close=close)
+            self._done(not close)
+            return
+        answer = server.handle_soap(body, verdict.user, self.client_ip)
+        if isinstance(answer, _Later):
+            later = answer
+            self.timer = asyncio.get_running_loop().call_later(
+                later.delay, self._later, lambda: self._soap_answer(later.answer(), encrypted, close)
+            )
+        else:
+            self._soap_answer(answer, encrypted, close)
+
+    def _soap_answer(self, answer: tuple[int, bytes], encrypted: bool, close: bool) -> None:
+        self.timer = None
+        status, payload = answer
+        content = SOAP_CONTENT_TYPE
+        if encrypted:
+            payload, content = encrypt_body(self.auth, payload), ENCRYPTED_CONTENT_TYPE
+        if self.server.faults.reset:
+            assert self.transport is not None
+            self.server.counters.faults["reset"] += 1
+            self.transport.write(_response_head(status, len(payload), content) + payload[: len(payload) // 2])
+            with contextlib.suppress(OSError, AttributeError):
+                self.transport.get_extra_info("socket").setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                )
+            asyncio.get_running_loop().call_soon(self.abort)  # the connection ends: nothing more is read
+            return
+        self._write(status, payload, content, close=close)
+        self._done(not close)
+
+    def _write(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str | None,
+        extra: tuple[tuple[str, str], ...] = (),
+        close: bool = False,
+    ) -> None:
+        counters = self.server.counters
+        if status != 401:
+            counters.by_status[status] += 1
+        data = _response_head(status, len(body), content_type, extra, close) + body
+        counters.bytes_out += len(data)
+        assert self.transport is not None
+        self.transport.write(data)
+
+
+def _peer_common_name(transport: asyncio.BaseTransport) -> str | None:
     """The subject CN of the client certificate the TLS handshake verified (None without one)."""
-    cert = writer.get_extra_info("peercert")
+    cert = transport.get_extra_info("peercert")
     if not cert:
         return None
     for rdn in cert.get("subject", ()):
