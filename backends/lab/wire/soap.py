@@ -6,7 +6,6 @@ way to produce the few fixed shapes WinRS needs.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import xml.etree.ElementTree as ET
@@ -56,6 +55,9 @@ _HEADER_FIELDS = frozenset((_A_ACTION, _A_MESSAGE_ID, _W_RESOURCE_URI, _W_OPERAT
 RSP_COMMAND, RSP_ARGUMENTS = _qname("rsp", "Command"), _qname("rsp", "Arguments")
 RSP_STREAM, RSP_DESIRED_STREAM = _qname("rsp", "Stream"), _qname("rsp", "DesiredStream")
 RSP_SIGNAL, RSP_CODE, RSP_VARIABLE = _qname("rsp", "Signal"), _qname("rsp", "Code"), _qname("rsp", "Variable")
+_RSP_COMMAND_LINE, _RSP_RECEIVE = _qname("rsp", "CommandLine"), _qname("rsp", "Receive")
+_RSP_SHELL = _qname("rsp", "Shell")
+_RSP_INPUT_STREAMS, _RSP_OUTPUT_STREAMS = _qname("rsp", "InputStreams"), _qname("rsp", "OutputStreams")
 
 
 class Node(NamedTuple):
@@ -99,57 +101,145 @@ def parse_duration(text: str | None, default: float) -> float:
     return hours * 3600 + minutes * 60 + seconds
 
 
-_PROLOGS = (b'<?xml version="1.0" encoding="utf-8"?>', b'<?xml version="1.0" encoding="UTF-8"?>')
-_LONG_TEXT = 4096
-# Bytes that character data may hold and stand for themselves in it (no markup or reference, no
-# carriage return, which XML rewrites; ASCII, the same in UTF-8 and in any encoding that is not used).
-_PLAIN_TEXT = bytes(sorted(set(range(0x20, 0x7F)) - set(b"<>&\"'"))) + b"\t\n"
-_MARKS = (b"~", b"^", b"`", b"|", b"@")
+# -- pywinrm's messages, read without a parser --------------------------------------------------------
+# pywinrm (and the console's own WSManProtocol, byte for byte the same) writes every message with the
+# same root element and header elements in the same order, and one body per operation. Such a message
+# is matched whole by the patterns below and its values are taken where they capture. A value may
+# hold no markup or reference, no "]" (so no "]]>"), no control and no non-ASCII character: its text
+# is then exactly its bytes, as expat reports it, and the request is the one ``ET.fromstring`` would
+# give. Anything else - another client, an escaped value, another shape - is parsed.
+_TEXT = rb"[^<&\]\x00-\x1f\x7f-\xff]*"  # character data
+_VALUE = rb'[^<&"\x00-\x1f\x7f-\xff]*'  # an attribute value (in double quotes)
+_T, _V = b"(" + _TEXT + b")", b"(" + _VALUE + b")"  # captured
+_PYWINRM_HEADER = re.compile(
+    rb'<\?xml version="1\.0" encoding="utf-8"\?>\n'
+    rb'<env:Envelope xmlns:xsd="http://www\.w3\.org/2001/XMLSchema" '
+    rb'xmlns:xsi="http://www\.w3\.org/2001/XMLSchema-instance" '
+    rb'xmlns:env="http://www\.w3\.org/2003/05/soap-envelope" '
+    rb'xmlns:a="http://schemas\.xmlsoap\.org/ws/2004/08/addressing" '
+    rb'xmlns:b="http://schemas\.dmtf\.org/wbem/wsman/1/cimbinding\.xsd" '
+    rb'xmlns:n="http://schemas\.xmlsoap\.org/ws/2004/09/enumeration" '
+    rb'xmlns:x="http://schemas\.xmlsoap\.org/ws/2004/09/transfer" '
+    rb'xmlns:w="http://schemas\.dmtf\.org/wbem/wsman/1/wsman\.xsd" '
+    rb'xmlns:p="http://schemas\.microsoft\.com/wbem/wsman/1/wsman\.xsd" '
+    rb'xmlns:rsp="http://schemas\.microsoft\.com/wbem/wsman/1/windows/shell" '
+    rb'xmlns:cfg="http://schemas\.microsoft\.com/wbem/wsman/1/config">'
+    rb"<env:Header><a:To>" + _T + rb"</a:To>"
+    rb'<a:ReplyTo><a:Address mustUnderstand="true">' + _T + rb"</a:Address></a:ReplyTo>"
+    rb'<w:MaxEnvelopeSize mustUnderstand="true">' + _T + rb"</w:MaxEnvelopeSize>"
+    rb"<a:MessageID>" + _T + rb"</a:MessageID>"
+    rb'<w:Locale mustUnderstand="false" xml:lang="' + _V + rb'"></w:Locale>'
+    rb'<p:DataLocale mustUnderstand="false" xml:lang="' + _V + rb'"></p:DataLocale>'
+    rb"<w:OperationTimeout>" + _T + rb"</w:OperationTimeout>"
+    rb'<w:ResourceURI mustUnderstand="true">' + _T + rb"</w:ResourceURI>"
+    rb'<a:Action mustUnderstand="true">' + _T + rb"</a:Action>"
+    rb'(?:<w:SelectorSet><w:Selector Name="ShellId">' + _T + rb"</w:Selector></w:SelectorSet>)?"
+    rb'(?:<w:OptionSet>((?:<w:Option Name="' + _VALUE + rb'">' + _TEXT + rb"</w:Option>)*)</w:OptionSet>)?"
+    rb"</env:Header><env:Body>"
+)
+_PYWINRM_OPTION = re.compile(rb'<w:Option Name="' + _V + rb'">' + _T + rb"</w:Option>")
+_PYWINRM_END = b"</env:Body></env:Envelope>"
+_COMMAND = b"<rsp:CommandLine><rsp:Command>"
+_COMMAND_LINE_END = b"</rsp:CommandLine>" + _PYWINRM_END
+_ARGUMENTS, _ARGUMENTS_END = b"<rsp:Arguments>", b"</rsp:Arguments>" + _COMMAND_LINE_END
+# What _TEXT excludes besides non-ASCII, as byte values (``int in bytes`` is a memchr; ``bytes in bytes``
+# first fails to read its operand as an int, at the price of a formatted TypeError).
+_NOT_IN_TEXT = (*range(0x20), *b"<&]\x7f")
 
 
-def _long_text(data: bytes) -> tuple[int, int, bytes] | None:
-    """Where a long run of plain character data sits in a UTF-8 document (start, end), with a byte
-    found nowhere else in it; None if there is none or the document could be read another way.
+def _body_pattern(*parts: bytes) -> re.Pattern[bytes]:
+    return re.compile(b"".join(parts) + re.escape(_PYWINRM_END))
 
-    The run is taken around the middle of the document, between the ``>`` and the ``<`` that bound
-    it; without comments, CDATA, processing instructions or DOCTYPE (no ``!`` and no ``?`` past the
-    declaration) a run of plain bytes right after ``>`` and right before ``<`` is character data
-    wherever the document is well-formed, and its text is its bytes.
-    """
-    prolog = next((len(p) for p in _PROLOGS if data.startswith(p)), 0)
-    if len(data) < 2 * _LONG_TEXT or not (prolog or (data[:1] == b"<" and data[1:2] not in (b"?", b"\x00"))):
+
+_PYWINRM_BODIES = {
+    ACTION_RECEIVE: _body_pattern(
+        b'<rsp:Receive><rsp:DesiredStream CommandId="', _V, b'">', _T, b"</rsp:DesiredStream></rsp:Receive>"
+    ),
+    ACTION_SIGNAL: _body_pattern(
+        b'<rsp:Signal CommandId="', _V, b'"><rsp:Code>', _T, b"</rsp:Code></rsp:Signal>"
+    ),
+    ACTION_CREATE: _body_pattern(
+        b"<rsp:Shell><rsp:InputStreams>",
+        _T,
+        b"</rsp:InputStreams><rsp:OutputStreams>",
+        _T,
+        b"</rsp:OutputStreams></rsp:Shell>",
+    ),
+    ACTION_DELETE: _body_pattern(),
+}
+
+
+def _plain_text(data: bytes, start: int, end: int) -> str | None:
+    """``data[start:end]`` as text if _TEXT allows all of it (checked in C, byte value by byte value:
+    a command line is most of its message, too long for a pattern)."""
+    text = data[start:end]
+    if not text.isascii() or any(byte in text for byte in _NOT_IN_TEXT):
         return None
-    if b"!" in data or data.find(b"?", prolog) >= 0:
-        return None
-    middle = len(data) // 2
-    start, end = data.rfind(b">", 0, middle) + 1, data.find(b"<", middle)
-    if start == 0 or end - start < _LONG_TEXT or data[start:end].translate(None, _PLAIN_TEXT):
-        return None
-    for mark in _MARKS:
-        if data.find(mark, 0, start) < 0 and data.find(mark, end) < 0:
-            return start, end, mark
-    return None
+    return text.decode("ascii")
 
 
-def parse_xml(data: bytes) -> ET.Element:
-    """``ET.fromstring(data)``, with a long run of character data (the -EncodedCommand argument of a
-    Command, most of the request) kept out of expat, which spends more on it than on all the rest:
-    the document is parsed with one unique byte in its place, and the text put back where that byte
-    landed. Any parse error is worded from the whole document, as if it had been read directly."""
-    cut = _long_text(data)
-    if cut is not None:
-        start, end, mark_byte = cut
-        with contextlib.suppress(ET.ParseError):
-            root = ET.fromstring(data[:start] + mark_byte + data[end:])
-            mark, text = mark_byte.decode("ascii"), data[start:end].decode("ascii")
-            for element in root.iter():
-                if element.text and mark in element.text:
-                    element.text = element.text.replace(mark, text)
-                    return root
-                if element.tail and mark in element.tail:
-                    element.tail = element.tail.replace(mark, text)
-                    return root
-    return ET.fromstring(data)
+def _pywinrm_command_line(data: bytes, start: int) -> list[Node] | None:
+    """The body of a Command: ``rsp:Command``, then ``rsp:Arguments`` if there are any."""
+    if not data.startswith(_COMMAND, start):
+        return None
+    start += len(_COMMAND)
+    end = data.find(b"<", start)
+    command = _plain_text(data, start, end) if data.startswith(b"</rsp:Command>", end) else None
+    if command is None:
+        return None
+    nodes = [Node(_RSP_COMMAND_LINE, {}, ""), Node(RSP_COMMAND, {}, command)]
+    rest = end + len(b"</rsp:Command>")
+    if len(data) - rest == len(_COMMAND_LINE_END) and data.endswith(_COMMAND_LINE_END):
+        return nodes
+    if not data.startswith(_ARGUMENTS, rest) or not data.endswith(_ARGUMENTS_END):
+        return None
+    arguments = _plain_text(data, rest + len(_ARGUMENTS), len(data) - len(_ARGUMENTS_END))
+    return None if arguments is None else [*nodes, Node(RSP_ARGUMENTS, {}, arguments)]
+
+
+def _pywinrm_body(action: str, data: bytes, start: int) -> list[Node] | None:
+    """The body of a pywinrm message from ``start`` (after ``<env:Body>``), or None if it is not one."""
+    if action == ACTION_COMMAND:
+        return _pywinrm_command_line(data, start)
+    pattern = _PYWINRM_BODIES.get(action)
+    match = pattern.fullmatch(data, start) if pattern is not None else None
+    if match is None:
+        return None
+    values = [value.decode("ascii") for value in match.groups()]
+    if action == ACTION_RECEIVE:
+        return [Node(_RSP_RECEIVE, {}, ""), Node(RSP_DESIRED_STREAM, {"CommandId": values[0]}, values[1])]
+    if action == ACTION_SIGNAL:
+        return [Node(RSP_SIGNAL, {"CommandId": values[0]}, ""), Node(RSP_CODE, {}, values[1])]
+    if action == ACTION_CREATE:
+        streams = [Node(_RSP_INPUT_STREAMS, {}, values[0]), Node(_RSP_OUTPUT_STREAMS, {}, values[1])]
+        return [Node(_RSP_SHELL, {}, ""), *streams]
+    return []
+
+
+def _pywinrm_request(data: bytes) -> Request | None:
+    """The request in a message as pywinrm writes it; None for any other message."""
+    header = _PYWINRM_HEADER.match(data)
+    if header is None:
+        return None
+    _to, _reply_to, _max_size, message_id, _locale, _data_locale, timeout, uri, action, shell_id, options = (
+        header.groups()
+    )
+    action_text = action.decode("ascii").strip()
+    body = _pywinrm_body(action_text, data, header.end()) if action_text else None
+    if body is None:
+        return None
+    return Request(
+        action=action_text,
+        message_id=message_id.decode("ascii").strip(),
+        resource_uri=uri.decode("ascii").strip(),
+        shell_id=shell_id.decode("ascii").strip() if shell_id is not None else None,
+        operation_timeout_s=parse_duration(timeout.decode("ascii"), 60.0),
+        options={
+            name.decode("ascii"): value.decode("ascii").strip()
+            for name, value in _PYWINRM_OPTION.findall(options or b"")
+        },
+        body=body,
+    )
 
 
 def parse_request(data: bytes) -> Request:
@@ -157,10 +247,15 @@ def parse_request(data: bytes) -> Request:
 
     Header fields are the first direct child of ``s:Header`` with their name, selectors and options
     those of its ``w:SelectorSet``/``w:OptionSet`` children; one pass over the children (no path
-    queries: they cost more than the parse).
+    queries: they cost more than the parse). A message as pywinrm writes it is read without parsing.
     """
+    known = _pywinrm_request(data)
+    return known if known is not None else _parse_with_elementtree(data)
+
+
+def _parse_with_elementtree(data: bytes) -> Request:
     try:
-        root = parse_xml(data)
+        root = ET.fromstring(data)
     except ET.ParseError as exc:
         raise BadRequest(f"malformed XML: {exc}") from exc
     header = root.find(S_HEADER)
