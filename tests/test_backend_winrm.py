@@ -490,9 +490,9 @@ class Scripted:
                 head, buffer = buffer.split(b"\r\n\r\n", 1)
                 line, *fields = head.decode().split("\r\n")
                 headers = dict(f.split(": ", 1) for f in fields)
-                while len(buffer) < int(headers.get("Content-Length", 0)):
-                    buffer += conn.recv(65536)
                 length = int(headers.get("Content-Length", 0))
+                while len(buffer) < length:
+                    buffer += conn.recv(65536)
                 self.received.append((line, headers, buffer[:length]))
                 buffer = buffer[length:]
                 answer, close = self.answers.pop(0)
@@ -512,6 +512,7 @@ class Scripted:
 
 
 def _http(status: str, body: bytes, *headers: str) -> bytes:
+    """A raw HTTP/1.1 answer (Content-Length added unless the headers frame the body themselves)."""
     fields = "".join(f"{h}\r\n" for h in headers)
     if not any(h.lower().startswith(("content-length", "transfer-encoding")) for h in headers):
         fields += f"Content-Length: {len(body)}\r\n"
