@@ -253,8 +253,7 @@ def _fix_note(entry: CatalogueEntry, cu: str | None, knowledge: Knowledge) -> st
     if cu is None or entry.fix is None:
         return note
     names = {entry.id.casefold(), *(c.casefold() for c in (entry.cve,) if c)}
-    ours = [r.build for r in knowledge.builds.records
-            if r.cu_name.casefold() == cu.casefold() and any(f.casefold() in names for f in r.fixes)]
+    ours = [r.build for r in knowledge.builds.of_cu(cu) if any(f.casefold() in names for f in r.fixes)]
     listed = next((b for c, b in entry.fix.builds.items() if c.casefold() == cu.casefold()), None)
     sources = sorted({b for b in (*ours, *([listed] if listed else []))},
                      key=lambda b: parse_build(b) or (0, 0, 0, 0))

@@ -142,6 +142,10 @@ class BuildTable:
             return BuildInfo(build=text, product=siblings[0].product, cu=siblings[0].cu)
         return BuildInfo(build=text)
 
+    def of_cu(self, cu_name: str) -> tuple[BuildRecord, ...]:
+        """Every build of ``"Exchange 2019 CU15"`` the table knows, in table order."""
+        return tuple(self._by_cu_name.get(cu_name.casefold(), ()))
+
     def latest_of_cu(self, cu_name: str) -> BuildRecord | None:
         """The newest build the table knows for ``"Exchange 2019 CU15"`` (None if the CU is unknown)."""
         records = self._by_cu_name.get(cu_name.casefold())
