@@ -97,7 +97,7 @@ def _html_error(status: int) -> bytes:
     ).encode("ascii")
 
 
-def _parse_head(head: bytes) -> tuple[str, str, dict[str, str], int]:
+def _parse_head(head: bytes | bytearray) -> tuple[str, str, dict[str, str], int]:
     """Method, path, headers (names lower-cased) and body length of a request head (up to and
     without its blank line); ValueError for what is not HTTP/1.1 we accept."""
     lines = head.decode("latin-1").split("\r\n")
@@ -282,6 +282,7 @@ class Connection(asyncio.Protocol):
         self.server = server
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
+        self.head: tuple[int, str, str, dict[str, str], int] | None = None  # the parsed head, body start
         self.auth = ConnectionAuth()
         self.client_ip = "127.0.0.1"
         self.over_ssl = False
@@ -330,6 +331,7 @@ class Connection(asyncio.Protocol):
         self.eof = True
         if exc is not None:
             self.buffer.clear()  # a broken connection: nothing more is read from it
+            self.head = None
         if self in self.server.connections:
             self.server.connections.discard(self)
             self.server.counters.connections_open -= 1
@@ -345,17 +347,19 @@ class Connection(asyncio.Protocol):
     # -- requests -----------------------------------------------------------------------------------
     def _take(self) -> HttpRequest | None:
         """The next whole request in the buffer, None until it has all arrived."""
-        end = self.buffer.find(b"\r\n\r\n")
-        if end < 0:
-            if len(self.buffer) > self.READ_LIMIT:
+        if self.head is None:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                if len(self.buffer) > self.READ_LIMIT:
+                    raise ValueError("request head too long")
+                return None
+            if end > self.READ_LIMIT:
                 raise ValueError("request head too long")
-            return None
-        if end > self.READ_LIMIT:
-            raise ValueError("request head too long")
-        method, path, headers, length = _parse_head(bytes(self.buffer[:end]))
-        start = end + 4
+            self.head = (end + 4, *_parse_head(self.buffer[:end]))  # kept while the body arrives
+        start, method, path, headers, length = self.head
         if len(self.buffer) < start + length:
             return None
+        self.head = None
         body = bytes(self.buffer[start : start + length])
         del self.buffer[: start + length]
         if self.paused and len(self.buffer) <= self.READ_LIMIT and self.transport is not None:
@@ -409,6 +413,7 @@ class Connection(asyncio.Protocol):
             server.counters.faults["hang"] += 1
             self.hung = True
             self.buffer.clear()
+            self.head = None
             if self.eof:
                 self.abort()
             elif self.paused and self.transport is not None:

@@ -173,7 +173,7 @@ def _plain_text(data: bytes, start: int, end: int) -> str | None:
     """``data[start:end]`` as text if _TEXT allows all of it (checked in C, byte value by byte value:
     a command line is most of its message, too long for a pattern)."""
     text = data[start:end]
-    if not text.isascii() or any(byte in text for byte in _NOT_IN_TEXT):
+    if not text.isascii() or any(map(text.__contains__, _NOT_IN_TEXT)):
         return None
     return text.decode("ascii")
 
