@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 STATUS_INTERVAL = 0.1
 #: Seconds between two batches of server snapshots handed to the screens (see publish).
 UPDATE_INTERVAL = 0.05
-#: Wall seconds one batch may take before the rest waits for keys already typed (see _hand_over).
+#: Wall seconds one batch may take before the rest waits for keys already typed (see _deliver).
 UPDATE_SLICE = 0.008
 #: Binding actions that change servers: greyed out (check_action -> None) in read-only mode.
 CHANGE_ACTIONS = frozenset(
