@@ -192,8 +192,22 @@ def _verdict(run: FleetRun, phase: Phase) -> str:
     else:
         why = (f"{phase.wall_s / floor:.1f}x its CPU floor of {floor:.2f} s ({cpu}; lab busy "
                f"{100 * lab_busy:.0f}%, console {100 * console_busy:.0f}%, other processes "
-               f"{phase.others_cores:.2f} cores): time spent waiting — latency, the GIL, scheduling")
+               f"{phase.others_cores:.2f} cores): time spent waiting — {_waiting(run, phase)}")
     return f"{run.servers} servers at {run.latency_ms:g} ms, {phase.name}: {why}."
+
+
+def _waiting(run: FleetRun, phase: Phase) -> str:
+    """What the wait above the CPU floor is made of, when latency makes the servers move in waves."""
+    if run.latency_ms <= 0:
+        return "the GIL, scheduling"
+    waves = math.ceil(run.servers / run.concurrency)
+    per_wave_ms = 1000 * phase.lab_cpu_s / waves
+    per_server_ms = 1000 * phase.lab_cpu_s / run.servers
+    return (f"latency and queueing in the lab, which serves one request at a time: the servers move in "
+            f"waves of up to {run.concurrency} whose requests arrive together, so a wave's "
+            f"{per_wave_ms:.0f} ms of lab CPU ({per_server_ms:.1f} ms per server) queue behind each other "
+            f"on top of its {2 * run.latency_ms:g} ms of latency (ideal + lab CPU = "
+            f"{run.ideal_s + phase.lab_cpu_s:.2f} s were the {waves} waves to stay in step)")
 
 
 def _cores() -> int:
