@@ -233,24 +233,8 @@ class Interpreter:
         last = plan.last
         binder = last[2] if last[0] is spec and last[1] is has_input else plan.binder(spec, has_input)
         params, common = binder(values)
-        if "ErrorAction" in common:
-            error_action = common["ErrorAction"]
-        else:
-            preference = self.variables.get("erroractionpreference")
-            error_action = (
-                preference
-                if preference.__class__ is str and preference
-                else (to_string(preference) or "Continue")
-            )
-        if "WarningAction" in common:
-            warning_action = common["WarningAction"]
-        else:
-            preference = self.variables.get("warningpreference")
-            warning_action = (
-                preference
-                if preference.__class__ is str and preference
-                else (to_string(preference) or "Continue")
-            )
+        error_action = self._action(common, "ErrorAction", "erroractionpreference")
+        warning_action = self._action(common, "WarningAction", "warningpreference")
         call = CommandCall(self, spec, error_action, warning_action, plan.dot_sourced, plan.site)
         items = list(pipeline_input) if pipeline_input else []
         try:
@@ -305,6 +289,15 @@ class Interpreter:
         finally:
             self._merges.pop()
         return sink
+
+    def _action(self, common: dict[str, Any], parameter: str, preference_variable: str) -> Any:
+        """A command's -ErrorAction/-WarningAction, else the preference variable's value (as text)."""
+        if parameter in common:
+            return common[parameter]
+        preference = self.variables.get(preference_variable)
+        if preference.__class__ is str and preference:
+            return preference
+        return to_string(preference) or "Continue"
 
     def _find(self, target: Any) -> CmdletSpec | ScriptBlock:
         """The command a computed name (or script block) means now."""
