@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import math
 import socket
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -376,3 +378,61 @@ def test_requests_sent_back_to_back_are_answered_in_order_even_after_the_client_
             received += chunk
     assert received.count(b"HTTP/1.1 200 OK\r\n") == 2 and received.count(b"<rsp:ShellId>") == 2
     assert fleet.counters.snapshot()["open_shells"] == 2
+
+
+def test_commands_start_once_created_one_per_loop_pass_unless_signalled_or_waiting_for_stdin() -> None:
+    """WinRS starts the process at Command: the host runs without a Receive, one command per pass of
+    the loop (requests are read in between); not for a signalled command or one whose script is stdin."""
+    from emconsole.backends.lab.wire.counters import Counters
+    from emconsole.backends.lab.wire.shells import ShellTable, early_starts
+
+    ran: list[str | None] = []
+
+    class CountingHost:
+        def run(self, request: CommandRequest, context: ShellContext) -> HostResult:
+            ran.append(request.script)
+            return HostResult(b"", b"", 0)
+
+    async def scenario() -> list[list[str | None]]:
+        table = ShellTable("EX01", "basic", CountingHost(), Counters(), 60.0, 5)
+        shell = table.create("user", 65001, {})
+        assert shell is not None
+        starts = early_starts()
+        assert early_starts() is starts  # one queue per loop, for every server it serves
+        commands = {}
+        for script in ("'one'", "'two'", "'three'"):
+            line = "powershell.exe -EncodedCommand " + base64.b64encode(script.encode("utf-16-le")).decode()
+            commands[script] = table.start(shell, cmdline.decode(line), None)
+            starts.add(table, shell, commands[script])
+        from_stdin = table.start(shell, cmdline.decode("powershell.exe -Command -"), None)
+        assert from_stdin.decoded.script_from_stdin  # the server adds no such command to the queue
+        table.signal(shell, commands["'two'"].id)
+        seen = []
+        for _ in range(4):
+            await asyncio.sleep(0)
+            seen.append(list(ran))
+        assert commands["'one'"].result is not None and commands["'two'"].result is None
+        assert from_stdin.result is None
+        return seen
+
+    seen = asyncio.run(scenario())
+    assert seen[0] == ["'one'"]  # one command per pass
+    assert seen[-1] == ["'one'", "'three'"]  # the signalled one never ran
+
+
+def test_the_server_runs_a_command_at_command_not_at_its_first_receive(lab_factory: LabFactory) -> None:
+    host = EchoHost()
+    fleet = lab_factory(servers=1, host_factory=lambda spec: host)
+    proto = protocol(fleet)
+    shell = proto.open_shell(codepage=65001)
+    script = base64.b64encode("Get-Date".encode("utf-16-le")).decode()
+    command = proto.run_command(shell, "powershell.exe", ["-EncodedCommand", script], skip_cmd_shell=True)
+    for _ in range(200):  # the run is queued on the lab's loop right after the answer went out
+        if host.requests:
+            break
+        time.sleep(0.01)
+    assert [r.script for r, _ in host.requests] == ["Get-Date"]
+    stdout, _, code = proto.get_command_output(shell, command)
+    assert code == 0 and b"script='Get-Date'" in stdout and len(host.requests) == 1  # not run again
+    proto.cleanup_command(shell, command)
+    proto.close_shell(shell)

@@ -40,7 +40,7 @@ from emconsole.backends.lab.wire.cmdline import (
 )
 from emconsole.backends.lab.wire.codepage import encode_console
 from emconsole.backends.lab.wire.counters import Counters
-from emconsole.backends.lab.wire.shells import Command, Shell, ShellTable
+from emconsole.backends.lab.wire.shells import Command, Shell, ShellTable, early_starts
 
 MAX_BODY = 512 * 1024
 SOAP_CONTENT_TYPE = "application/soap+xml;charset=UTF-8"
@@ -246,6 +246,8 @@ class WireServer:
             immediate = HostResult(b"", encode_console("The command line is too long.\n", shell.codepage), 1)
         decoded = decode(line) if immediate is None else decode("")
         started = self.shells.start(shell, decoded, immediate)
+        if started.result is None and not decoded.script_from_stdin:
+            early_starts().add(self.shells, shell, started)
         return 200, soap.command_response(req, started.id)
 
     def _receive(self, req: soap.Request, shell: Shell, command: Command) -> tuple[int, bytes] | _Later:

@@ -6,9 +6,12 @@ started, and until then Receive waits (at most OperationTimeout) without holding
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import math
 import time
+import weakref
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -171,3 +174,43 @@ class ShellTable:
         streams += [("stdout", "", True), ("stderr", "", True)]
         self._finish(command)
         return streams, result.exit_code
+
+
+class EarlyStarts:
+    """Commands run once created, as WinRS starts the process at Command, not at the first Receive.
+
+    One per pass of the event loop: the requests that arrive meanwhile (a wave's Receives) are read
+    between two scripts, so their latency runs while the next scripts execute, not after all of them.
+    A command whose script comes on stdin waits for it (first Receive or end of input); one signalled,
+    or whose shell is gone, before its turn is not run. A Receive that comes first runs it itself.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.pending: deque[tuple[ShellTable, Shell, Command]] = deque()
+
+    def add(self, table: ShellTable, shell: Shell, command: Command) -> None:
+        self.pending.append((table, shell, command))
+        if len(self.pending) == 1:
+            self.loop.call_soon(self._next)
+
+    def _next(self) -> None:
+        table, shell, command = self.pending.popleft()
+        try:
+            if shell.commands.get(command.id) is command and table.shells.get(shell.id) is shell:
+                table.run_host(shell, command)
+        finally:
+            if self.pending:
+                self.loop.call_soon(self._next)
+
+
+_EARLY_STARTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, EarlyStarts] = weakref.WeakKeyDictionary()
+
+
+def early_starts() -> EarlyStarts:
+    """The running loop's queue of commands to start (one queue for every server the loop serves)."""
+    loop = asyncio.get_running_loop()
+    starts = _EARLY_STARTS.get(loop)
+    if starts is None:
+        starts = _EARLY_STARTS[loop] = EarlyStarts(loop)
+    return starts
