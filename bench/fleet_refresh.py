@@ -18,7 +18,6 @@ the engine (``FleetEngine`` + ``WinRMBackend``, as the console and the headless 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import math
 import tempfile
@@ -28,7 +27,7 @@ from pathlib import Path
 
 from emconsole.backends.winrm.backend import WinRMBackend
 from labproc import PASSWORD, Lab, running_lab, system_busy_s
-from report import Section, fmt_ratio, ratio
+from report import Section, fmt_ratio, ratio, run_standalone
 from winrm.protocol import Protocol
 
 from emconsole.audit import AuditLog
@@ -260,10 +259,7 @@ def report_runs(section: Section, runs: list[FleetRun]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="50 servers at 0 and 50 ms only")
-    asyncio.run(bench(parser.parse_args().quick))
+    run_standalone(__doc__, lambda quick: asyncio.run(bench(quick)), "50 servers at 0 and 50 ms only")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ minimal Textual app. (Not ``ru_maxrss``: on Linux it keeps the pre-exec peak of 
 
 from __future__ import annotations
 
-import argparse
 import re
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from pathlib import Path
 
 from labproc import Lab, lab_env, peak_rss_mb, running_lab
 from ptyterm import PtyProgram
-from report import Section
+from report import Section, run_standalone
 from startup import HELLO_APP
 
 REFRESHING = re.compile("⟳".encode())
@@ -142,10 +141,7 @@ def bench(quick: bool) -> Section:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="25 and 50 servers instead of 50 and 500")
-    bench(parser.parse_args().quick)
+    run_standalone(__doc__, bench, "25 and 50 servers instead of 50 and 500")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ read from each thread's own clock:
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import statistics
 import tempfile
@@ -31,7 +30,7 @@ from consoleapp import running_console, wait_refreshed
 from emconsole.backends.winrm.backend import WinRMBackend
 from fleet_refresh import naive_one, refresh_all
 from labproc import PASSWORD, Lab, running_lab
-from report import Section, fmt_ratio
+from report import Section, fmt_ratio, run_standalone
 
 from emconsole.audit import AuditLog
 from emconsole.commandlog import CommandLog
@@ -151,10 +150,7 @@ def bench(quick: bool) -> Section:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="50 servers instead of 200")
-    bench(parser.parse_args().quick)
+    run_standalone(__doc__, bench, "50 servers instead of 200")
 
 
 if __name__ == "__main__":

@@ -6,9 +6,10 @@ full run; the text around it (what the numbers mean, causes, before/after) is wr
 
 from __future__ import annotations
 
+import argparse
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,3 +69,10 @@ def write_performance(path: Path, machine: dict[str, str], command: str, section
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     path.write_text(text, encoding="utf-8")
+
+
+def run_standalone(doc: str | None, bench: Callable[[bool], object], quick_help: str) -> None:
+    """A benchmark module run on its own: its docstring as help, ``--quick`` meaning ``quick_help``."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    bench(parser.parse_args().quick)

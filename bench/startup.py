@@ -15,7 +15,6 @@ The lab (`emconsole lab --write-config`, latency 0) runs in its own process thro
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import statistics
@@ -28,7 +27,7 @@ from pathlib import Path
 from labproc import Lab, lab_env, running_lab
 from ptyterm import PtyProgram
 from ptyterm import marks as pty_marks
-from report import Section, fmt_ratio
+from report import Section, fmt_ratio, run_standalone
 
 SERVERS = 50
 #: The smallest Textual app that draws a frame: the floor for any Textual program's first frame.
@@ -139,10 +138,7 @@ def bench(quick: bool) -> Section:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="one run instead of three")
-    bench(parser.parse_args().quick)
+    run_standalone(__doc__, bench, "one run instead of three")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ frame.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import tempfile
@@ -33,7 +32,7 @@ from consoleapp import FrameClock, FramedConsole, running_console, wait_refreshe
 from emconsole.screens.grid import Grid, compile_filter
 from emconsole.screens.matrix import MitigationListScreen
 from labproc import Lab, running_lab, system_busy_s
-from report import Section, fmt_ratio, pct
+from report import Section, fmt_ratio, pct, run_standalone
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.screen import Screen
@@ -281,10 +280,7 @@ def bench(quick: bool) -> Section:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="50 servers and 500 rows")
-    bench(parser.parse_args().quick)
+    run_standalone(__doc__, bench, "50 servers and 500 rows")
 
 if __name__ == "__main__":
     main()
