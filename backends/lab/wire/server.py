@@ -215,7 +215,6 @@ class WireServer:
             assert node is not None
             command.stdin += base64_decode(node.text)
             if (node.attrib.get("End") or "").lower() == "true":
-                command.stdin_closed = True
                 self.shells.run_host(shell, command)
             return 200, soap.send_response(req)
         return self._receive(req, shell, command)

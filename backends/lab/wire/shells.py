@@ -35,7 +35,6 @@ class Command:
     started: float
     result: HostResult | None = None
     stdin: bytearray = field(default_factory=bytearray)
-    stdin_closed: bool = False
     sent_out: int = 0
     sent_err: int = 0
     finished: bool = False  # Done has been sent
