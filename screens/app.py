@@ -43,6 +43,9 @@ STATUS_INTERVAL = 0.1
 UPDATE_INTERVAL = 0.05
 #: Wall seconds one batch may take before the rest waits for keys already typed (see _deliver).
 UPDATE_SLICE = 0.008
+#: The shortest wait worth a timer: Textual skips a one-shot timer already due when its task first
+#: runs, so a wait of a few microseconds would never fire; a shorter one is no wait at all.
+MIN_TIMER_S = 0.001
 #: Binding actions that change servers: greyed out (check_action -> None) in read-only mode.
 CHANGE_ACTIONS = frozenset(
     {"reapply", "block", "unblock", "delete", "enable_em", "disable_em", "enable_org", "disable_org",
@@ -260,9 +263,7 @@ class EmConsoleApp(App[int]):
         if not self._batch_due:
             self._batch_due = True
             wait = self._handed_at + UPDATE_INTERVAL - time.monotonic()
-            # Not a timer of a few microseconds: Textual skips a one-shot timer already due when its
-            # task first runs, and the batch would never come.
-            if wait > 0.001:
+            if wait > MIN_TIMER_S:
                 self.set_timer(wait, self._hand_over_batch)
             else:
                 self.call_later(self._hand_over_batch)
@@ -309,7 +310,7 @@ class EmConsoleApp(App[int]):
         STATUS_INTERVAL (a refresh of 500 servers redrew them 1,000 times, each counting every
         server); the last change is always drawn."""
         wait = self._status_at + STATUS_INTERVAL - time.monotonic()
-        if wait <= 0:
+        if wait <= MIN_TIMER_S:
             self._publish_status()
         elif self._status_timer is None:
             self._status_timer = self.set_timer(wait, self._publish_status)
