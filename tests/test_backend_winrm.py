@@ -16,14 +16,13 @@ from dataclasses import replace
 import pytest
 import requests
 from emconsole.backends.base import BackendFailure
-from emconsole.backends.winrm.backend import settings_from_config
 from emconsole.backends.winrm.errors import FAULT_INVALID_SELECTORS
 from emconsole.backends.winrm.session import (
-    ConnectionSettings,
     ServerSession,
     _CountingProtocol,
     make_protocol,
 )
+from emconsole.backends.winrm.settings import ConnectionSettings, settings_from_config
 from emconsole.backends.winrm.wsman import PreparedTransport, WSManProtocol
 from requests import Session
 from urllib3 import HTTPConnectionPool, HTTPSConnectionPool
@@ -307,7 +306,7 @@ def test_each_logon_runs_and_only_plain_ones_reuse_the_prepared_request(
     try:
         for _ in range(3):
             assert backend.run(server, tiny(server.name), 10.0).stdout.strip() == "ok"
-        session = backend._session(server)._protocol.transport.session  # type: ignore[union-attr]
+        session = backend._sessions.get(server.name)._protocol.transport.session  # type: ignore[union-attr]
         assert session is not None
         if reused:
             assert len(prepared) == 1, "each message prepared again"

@@ -17,12 +17,12 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
 from typing import Any
 
 import requests
 from emconsole.backends.base import BackendFailure, RawResult
 from emconsole.backends.winrm.errors import FAULT_INVALID_SELECTORS, map_exception, timeout_failure
+from emconsole.backends.winrm.settings import ConnectionSettings
 from emconsole.backends.winrm.wsman import WSManProtocol
 from winrm.exceptions import WinRMOperationTimeoutError, WSManFaultError
 
@@ -30,31 +30,6 @@ from emconsole.models import FailureKind, ServerFailure
 
 UTF8_CODEPAGE = 65001
 CLEANUP_TIMEOUT_S = 5.0
-
-
-@dataclass(frozen=True)
-class ConnectionSettings:
-    """Everything needed to reach one server (built from its ``ServerConfig``)."""
-
-    name: str
-    host: str
-    port: int
-    scheme: str = "http"
-    transport: str = "basic"
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    cert_pem: str | None = None
-    cert_key_pem: str | None = None
-    verify_tls: bool = True
-    ca_bundle: str | None = None
-    proxy: str | None = None
-    kerberos_delegation: bool = False
-    connect_timeout_s: float = 5.0
-    receive_poll_s: int = 5  # longest a single Receive may wait on the server (WS-Man OperationTimeout)
-
-    @property
-    def endpoint(self) -> str:
-        return f"{self.scheme}://{self.host}:{self.port}/wsman"
 
 
 class _CountingProtocol(WSManProtocol):

@@ -164,18 +164,13 @@ def make_engine(config: Config, *, read_only: bool) -> FleetEngine:
     """The console's engine over WinRM; ``prompt`` passwords are asked now, on the terminal."""
     from emconsole.audit import AuditLog
     from emconsole.backends.winrm.backend import WinRMBackend
+    from emconsole.backends.winrm.settings import password_lookup
     from emconsole.cli.console_cmd import ask_passwords_now
     from emconsole.commandlog import CommandLog
     from emconsole.engine import FleetEngine
 
-    passwords = ask_passwords_now(config)
-
-    def lookup(server: ServerConfig) -> str | None:
-        if server.password_from is None or server.username is None:
-            return None
-        return passwords.password(server.password_from, server.username, server.name)
-
-    return FleetEngine(config, WinRMBackend(lookup), audit=AuditLog(config.audit_path),
+    backend = WinRMBackend(password_lookup(ask_passwords_now(config)))
+    return FleetEngine(config, backend, audit=AuditLog(config.audit_path),
                        command_log=CommandLog(), read_only=read_only)
 
 

@@ -14,7 +14,7 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from emconsole.config import Config, ServerConfig
+    from emconsole.config import Config
     from emconsole.credentials import PasswordSource
     from emconsole.screens.app import Session, Starter
 
@@ -61,19 +61,15 @@ async def session_for(config: Config, passwords: PasswordSource | None = None, *
 
     def build() -> Session:
         from emconsole.audit import AuditLog
-        from emconsole.backends.winrm.backend import WinRMBackend
+        from emconsole.backends.winrm.process import WorkerProcessBackend
+        from emconsole.backends.winrm.settings import password_lookup
         from emconsole.commandlog import CommandLog
         from emconsole.credentials import PasswordSource
         from emconsole.engine import FleetEngine
 
-        source = passwords or PasswordSource()
-
-        def lookup(server: ServerConfig) -> str | None:
-            if server.password_from is None or server.username is None:
-                return None  # Kerberos from the ticket cache, or a client certificate
-            return source.password(server.password_from, server.username, server.name)
-
-        backend = WinRMBackend(lookup)
+        # The WinRM calls run in a worker process, off the GIL of the event loop that answers keys.
+        backend = WorkerProcessBackend(password_lookup(passwords or PasswordSource()),
+                                       concurrency=config.concurrency)
         knowledge = config.knowledge()
         engine = FleetEngine(config, backend, audit=AuditLog(config.audit_path), command_log=CommandLog(),
                              knowledge=knowledge)
