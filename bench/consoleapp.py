@@ -22,6 +22,7 @@ from typing import Any
 
 from emconsole.screens.app import EmConsoleApp
 from emconsole.screens.grid import Grid
+from labproc import process_cpu_s
 from rich.console import RenderableType
 from textual import events
 from textual._compositor import CompositorUpdate
@@ -121,3 +122,9 @@ async def wait_refreshed(app: EmConsoleApp, timeout_s: float = 300.0) -> float:
     while app.refreshing and time.perf_counter() - started < timeout_s:
         await asyncio.sleep(0.01)
     return time.perf_counter() - started
+
+
+def worker_cpu_s(app: EmConsoleApp) -> float:
+    """CPU seconds so far of the console's WinRM worker process (0 before it starts)."""
+    pid = getattr(app.engine.backend, "worker_pid", None) if app.engine is not None else None
+    return process_cpu_s(pid) if pid else 0.0

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
-from consoleapp import FrameClock, FramedConsole, running_console, wait_refreshed
+from consoleapp import FrameClock, FramedConsole, running_console, wait_refreshed, worker_cpu_s
 from emconsole.screens.grid import Grid, compile_filter
 from emconsole.screens.matrix import MitigationListScreen
 from labproc import Lab, running_lab, system_busy_s
@@ -170,6 +170,7 @@ class KeyPhase:
     wall_s: float = 0.0
     fps: float = 0.0
     console_cores: float = 0.0
+    worker_cores: float = 0.0
     lab_cores: float = 0.0
     other_cores: float = 0.0
 
@@ -186,15 +187,16 @@ class Measured:
 async def keys_while_refreshing(app: FramedConsole, lab: Lab, phase: KeyPhase) -> None:
     """Rounds of keys for as long as the refresh in flight lasts; the machine's load meanwhile."""
     started, loop0 = time.perf_counter(), time.thread_time()
-    sys0, lab0, me0 = system_busy_s(), lab.cpu_s(), time.process_time()
+    sys0, lab0, me0, worker0 = system_busy_s(), lab.cpu_s(), time.process_time(), worker_cpu_s(app)
     frames0 = len(app.frames)
     while app.refreshing:
         await key_round(app, phase)
     phase.wall_s = time.perf_counter() - started
     phase.loop_cpu_s = time.thread_time() - loop0
-    me, lab_cpu = time.process_time() - me0, lab.cpu_s() - lab0
-    phase.other_cores = max(0.0, system_busy_s() - sys0 - me - lab_cpu) / phase.wall_s
+    me, lab_cpu, worker = time.process_time() - me0, lab.cpu_s() - lab0, worker_cpu_s(app) - worker0
+    phase.other_cores = max(0.0, system_busy_s() - sys0 - me - worker - lab_cpu) / phase.wall_s
     phase.console_cores, phase.lab_cores = me / phase.wall_s, lab_cpu / phase.wall_s
+    phase.worker_cores = worker / phase.wall_s
     phase.fps = (len(app.frames) - frames0) / phase.wall_s
 
 
@@ -257,7 +259,8 @@ def bench(quick: bool) -> Section:
                  "its frame; the latency above is this plus the time the loop waited for a core or the GIL.")
     for phase in m.phases[:-1]:
         section.note(f"{phase.name}: {servers} servers in {phase.wall_s:.1f} s while keys were typed, "
-                     f"{phase.fps:.0f} frames/s; CPU meanwhile: the console {phase.console_cores:.2f} cores, "
+                     f"{phase.fps:.0f} frames/s; CPU meanwhile: the console {phase.console_cores:.2f} cores "
+                     f"and its WinRM worker process {phase.worker_cores:.2f}, "
                      f"the lab {phase.lab_cores:.2f}, other processes {phase.other_cores:.2f} "
                      f"(of {os.cpu_count()}).")
     list_filter = m.list_filter
