@@ -18,6 +18,8 @@ from emconsole.screens.logs import AuditLogScreen, CommandLogScreen, TextViewer
 from emconsole.screens.matrix import MatrixScreen, MitigationListScreen
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
+from textual.widgets import Input
+from textual.widgets._footer import FooterKey
 
 console_lab = consolekit.console_lab
 SIZE = (120, 40)
@@ -213,6 +215,7 @@ class _FooterApp(App[None]):
 
     def compose(self) -> ComposeResult:
         yield Grid([Column("name", "Server")])
+        yield Input(id="box")
         yield KeysFooter()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -221,8 +224,18 @@ class _FooterApp(App[None]):
     def action_go(self) -> None:
         """Nothing: the footer only shows it."""
 
+    def action_more(self) -> None:
+        """Nothing: bound later, to a key the footer never showed."""
 
-async def test_footer_composed_again_only_when_its_keys_change(monkeypatch: pytest.MonkeyPatch) -> None:
+
+def _footer_keys(app: App[None]) -> list[tuple[str, bool]]:
+    """The footer's keys on screen but the palette's (always there): (description, greyed out)."""
+    keys = [(key.description, key.has_class("-disabled")) for key in app.query(FooterKey) if key.display]
+    assert keys[-1] == ("palette", False)
+    return keys[:-1]
+
+
+async def test_footer_composed_again_only_for_a_key_it_never_showed(monkeypatch: pytest.MonkeyPatch) -> None:
     app = _FooterApp()
     async with app.run_test() as pilot:
         await pilot.pause()
@@ -235,10 +248,24 @@ async def test_footer_composed_again_only_when_its_keys_change(monkeypatch: pyte
             await recompose()
 
         monkeypatch.setattr(footer, "recompose", counted)
-        app.screen.refresh_bindings()  # same keys, same state: nothing to compose
+        assert _footer_keys(app) == [("Go", False)]
+        app.screen.refresh_bindings()  # same keys, same state: nothing to do
         await pilot.pause()
+        app.allowed = False  # the key greys out, in place
+        app.screen.refresh_bindings()
+        await pilot.pause()
+        assert _footer_keys(app) == [("Go", True)]
+        app.query_one("#box", Input).focus()  # the box takes "x": the key is hidden, in place
+        await pilot.pause()
+        assert _footer_keys(app) == []
+        app.query_one(Grid).focus()
+        app.allowed = True
+        app.screen.refresh_bindings()
+        await pilot.pause()
+        assert _footer_keys(app) == [("Go", False)]
         assert composed == []
-        app.allowed = False  # the key greys out: composed again
+        app.bind("f3", "more", description="More")  # a key it never showed: composed again
         app.screen.refresh_bindings()
         await pilot.pause()
         assert composed == [1]
+        assert _footer_keys(app) == [("Go", False), ("More", False)]
