@@ -21,7 +21,7 @@ from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.binding import Binding, BindingType
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -153,6 +153,10 @@ class Grid(ScrollView, can_focus=True):
         self._changed: dict[tuple[str, int], float] = {}
         # Drawn lines by row key, with what they were drawn for (see _line); dropped when a row changes.
         self._lines: dict[str, tuple[tuple[object, ...], Strip]] = {}
+        # A cell's segments by what they depend on: most cells of a changed row did not change, and
+        # values repeat down a column ("on", "ok", builds), so a new line is mostly lookups.
+        self._cells: dict[tuple[object, ...], list[Segment]] = {}
+        self._frame_style: Style | None = None  # the widget's style, looked up once per frame
         self._dirty = False
         self._scheduled = False
         self._expiry: Timer | None = None  # the one timer that ends the earliest highlight
@@ -477,10 +481,19 @@ class Grid(ScrollView, can_focus=True):
     def _total_width(self) -> int:
         return MARK_WIDTH + sum(c.width + 1 for c in self.columns)
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        """The widget's style is looked up once per frame, not once per line (~50 us each)."""
+        self._recompute()
+        self._frame_style = self.rich_style
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._frame_style = None
+
     def render_line(self, y: int) -> Strip:
         self._recompute()
         width = self.size.width
-        base = self.rich_style
+        base = self._frame_style if self._frame_style is not None else self.rich_style
         if y == 0:
             return self._line(None, base, width)
         idx = y - 1 + round(self.scroll_y)
@@ -519,17 +532,12 @@ class Grid(ScrollView, can_focus=True):
         scroll: list[Segment] = []
         for i, col in enumerate(self.columns):
             cell = cells[i] if i < len(cells) else Text("")
-            text = cell.copy()
-            text.truncate(col.width, overflow="ellipsis", pad=True)
-            text.append(" ")
             style = row_style
             if header and i == self.sort_column:
                 style = row_style + sorted_style
             elif not header and key is not None and (key, i) in self._changed:
                 style = row_style + changed
-            segs = list(text.render(self.app.console))
-            segs = [Segment(s.text, style + s.style if s.style else style) for s in segs]
-            (fixed if i < self.fixed_columns else scroll).extend(segs)
+            (fixed if i < self.fixed_columns else scroll).extend(self._cell_segments(cell, col.width, style))
         fixed_strip = Strip(fixed)
         scroll_strip = Strip(scroll).crop(round(self.scroll_x), round(self.scroll_x) + width)
         line = Strip.join([fixed_strip, scroll_strip]).adjust_cell_length(width, row_style).crop(0, width)
@@ -538,6 +546,21 @@ class Grid(ScrollView, can_focus=True):
                 self._lines.clear()
             self._lines[key] = (drawn_for, line)
         return line
+
+    def _cell_segments(self, cell: Text, width: int, style: Style) -> list[Segment]:
+        """The cell cut or padded to ``width`` plus the column gap, drawn over ``style`` (cached)."""
+        key = (cell.plain, tuple(cell.spans), cell.style, width, style)
+        segments = self._cells.get(key)
+        if segments is None:
+            text = cell.copy()
+            text.truncate(width, overflow="ellipsis", pad=True)
+            text.append(" ")
+            segments = [Segment(s.text, style + s.style if s.style else style)
+                        for s in text.render(self.app.console)]
+            if len(self._cells) > 16384:
+                self._cells.clear()
+            self._cells[key] = segments
+        return segments
 
     def _header_label(self, i: int, col: Column) -> Text:
         if i != self.sort_column:
