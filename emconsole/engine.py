@@ -285,11 +285,19 @@ class FleetEngine:
         targets = self._select(names)
         if self._refresh_lock is None:
             self._refresh_lock = asyncio.Lock()
+        # Only as many reads start as the pool can run: the others wait here, before building their
+        # script, so a 500-server refresh does not spend ~0.2 ms x 500 on the event loop at once.
+        slots = asyncio.Semaphore(self.config.concurrency)
+
+        async def read(name: str) -> ServerView:
+            async with slots:
+                return await self._read_state(name)
+
         async with self._refresh_lock:
             for name in targets:
                 self._set(name, loading=True)
             try:
-                async with aclosing(_as_completed([self._read_state(name) for name in targets])) as views:
+                async with aclosing(_as_completed([read(name) for name in targets])) as views:
                     async for view in views:
                         yield view
             finally:
