@@ -89,28 +89,42 @@ async def session_for(config: Config, passwords: PasswordSource | None = None, *
 
 
 #: Between two refreshes, a full collection only after this many of the middle generation
-#: (Python's default: 10); the refreshes themselves end with one (collect_and_freeze).
+#: (Python's default: 10); the refreshes themselves end with a collection (``GarbageCollection``).
 FULL_COLLECTION_AFTER = 100
+#: Every this many refreshes the objects frozen before are collected as well.
+FROZEN_COLLECTION_EVERY = 20
 
 
-def collect_and_freeze() -> None:
-    """Collect the garbage, then move what is alive out of the cyclic garbage collector's sight.
+class GarbageCollection:
+    """The console's garbage collection: after each refresh, not at random while keys are typed.
 
-    Run when the console is up and after each refresh of the fleet (``Session.after_refresh``), so
-    a full collection happens then, once, instead of at random while the operator types: the states
-    a refresh replaced are collected here (what the last call froze is unfrozen first), later
-    collections walk only what changed since, and they come ten times less often. Found by
-    bench/ui_load.py: with 500 servers and 5,000 mitigation rows listed, each full collection took
-    170-370 ms and stalled a keystroke now and then. Not in ``session_for``: tests build many apps
-    in one process.
+    After each refresh of the fleet (``Session.after_refresh``) the young generations are collected
+    and whatever is alive is frozen (moved out of the cyclic collector's sight), so that later
+    collections walk only what changed since, and full ones come ten times less often. The first
+    time and every ``FROZEN_COLLECTION_EVERY``-th time the frozen objects are unfrozen and collected
+    too: the states a refresh replaced are freed by reference counting at once, but cyclic garbage
+    among frozen objects (~150 objects a refresh of 500 servers) waits for that. Found by
+    bench/ui_load.py (500 servers): full collections took 170-370 ms at random moments with 5,000
+    mitigation rows listed; collecting everything after every refresh then still stalled the keys
+    typed at its end (50-125 ms), where the young generations take ~7 ms. Not in ``session_for``:
+    tests build many apps in one process.
     """
-    import gc
 
-    gc.unfreeze()
-    gc.collect()
-    gc.freeze()
-    young, middle, _old = gc.get_threshold()
-    gc.set_threshold(young, middle, FULL_COLLECTION_AFTER)
+    def __init__(self) -> None:
+        self._refreshes = 0
+
+    def __call__(self) -> None:
+        import gc
+
+        if self._refreshes % FROZEN_COLLECTION_EVERY == 0:
+            gc.unfreeze()
+            gc.collect()
+        else:
+            gc.collect(1)
+        self._refreshes += 1
+        gc.freeze()
+        young, middle, _old = gc.get_threshold()
+        gc.set_threshold(young, middle, FULL_COLLECTION_AFTER)
 
 
 #: Seconds a thread may keep the GIL while another waits for it (Python's default: 0.005).
@@ -118,26 +132,31 @@ SWITCH_INTERVAL = 0.001
 
 
 def favour_the_event_loop() -> None:
-    """Let the event loop (keys, frames) win the GIL back from the WinRM threads sooner.
+    """Let the event loop (keys, frames) win the GIL back from the console's other threads sooner.
 
     Each turn of the loop gives the GIL up (waiting for input) and a key needs several turns to
-    reach the screen; with 32 worker threads busy during a refresh every turn waited up to the
-    switch interval to get it back. Found by bench/ui_load.py (500 servers refreshing, two
-    alternating pairs): cursor p50 101/138 -> 51/46 ms cold, 156/115 -> 75/48 ms warm, with no
-    more CPU for the process nor a longer refresh. The CLI starters only, like the GC policy.
+    reach the screen. Found by bench/ui_load.py when the WinRM calls still ran on 32 threads of
+    this process (two alternating pairs): cursor p50 101/138 -> 51/46 ms cold, 156/115 -> 75/48 ms
+    warm. They run in a worker process now; the threads left are the engine's pool threads and the
+    pipe's reader (each wakes once per answer) and, with ``--demo``, the lab's event loop.
     """
     sys.setswitchinterval(SWITCH_INTERVAL)
+
+
+def tuned(session: Session) -> Session:
+    """The process-wide settings of a console that runs a fleet: garbage collection, GIL turns."""
+    collect = GarbageCollection()
+    session.after_refresh = collect
+    collect()
+    favour_the_event_loop()
+    return session
 
 
 def config_starter(config: Config, passwords: PasswordSource) -> Starter:
     """The starter for the configured fleet."""
 
     async def start() -> Session:
-        session = await session_for(config, passwords)
-        session.after_refresh = collect_and_freeze
-        collect_and_freeze()
-        favour_the_event_loop()
-        return session
+        return tuned(await session_for(config, passwords))
 
     return start
 
@@ -149,11 +168,7 @@ def demo_starter() -> Starter:
         from emconsole.backends.lab.demo import start_demo_lab
 
         lab, config = await asyncio.to_thread(start_demo_lab)
-        session = await session_for(config, environment="demo lab", close_extra=lab)
-        session.after_refresh = collect_and_freeze
-        collect_and_freeze()
-        favour_the_event_loop()
-        return session
+        return tuned(await session_for(config, environment="demo lab", close_extra=lab))
 
     return start
 
