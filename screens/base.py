@@ -13,6 +13,8 @@ from emconsole.screens.grid import Column, Grid
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.geometry import Size
+from textual.reactive import Reactive
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 from textual.widgets._footer import FooterKey
@@ -26,6 +28,17 @@ _Shown = tuple[Binding, bool, str]
 
 class TopBar(Static):
     """The one-line header: product, environment, totals, refresh state, clock, mode badge."""
+
+
+FILTER_HINT = "regex filter — ! in front inverts, enter keeps, escape clears"
+
+
+class FilterBox(Input):
+    """The `/` filter box. Textual's Input lays the whole screen out again on every character typed
+    (its virtual size follows the text, and that size is a layout property); in this fixed-size box
+    the text only scrolls, so a keystroke repaints the box alone (bench/ui_load.py, 500 servers)."""
+
+    virtual_size: Reactive[Size] = Reactive(Size(0, 0), layout=False)
 
 
 class StatusLine(Static):
@@ -135,7 +148,7 @@ class TableScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield TopBar(id="topbar")
-        yield Input(placeholder="regex filter — ! in front inverts, enter keeps, escape clears", id="filter")
+        yield FilterBox(placeholder=FILTER_HINT, id="filter")
         yield StatusLine(id="statusline")
         yield self.grid
         yield KeysFooter()

@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar
 
 from emconsole.screens.actions import ACTION_BINDINGS, ServerActions
-from emconsole.screens.base import KeysFooter, StatusLine, TableScreen, TopBar
+from emconsole.screens.base import FilterBox, KeysFooter, StatusLine, TableScreen, TopBar
 from emconsole.screens.format import DASH, build_name, build_of, drift, em_label, obsolete_ids, tls_off
 from emconsole.screens.grid import Column
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import VerticalScroll
-from textual.widgets import Input, Static
+from textual.widgets import Static
 
 from emconsole.models import Artifact, ArtifactKind, Mitigation, MitigationStatus
 
@@ -68,7 +68,7 @@ class ServerDetailScreen(TableScreen, ServerActions):
     def compose(self) -> ComposeResult:
         yield TopBar(id="topbar")
         yield Static(id="facts")
-        yield Input(placeholder="regex filter — ! in front inverts", id="filter")
+        yield FilterBox(placeholder="regex filter — ! in front inverts", id="filter")
         yield StatusLine(id="statusline")
         yield self.grid
         with VerticalScroll(id="events"):

@@ -8,7 +8,7 @@ from typing import ClassVar
 import consolekit
 import pytest
 from consolekit import LabStarter, console_app, screen_text, wait_refreshed, wait_until
-from emconsole.screens.base import KeysFooter, TopBar
+from emconsole.screens.base import FilterBox, KeysFooter, TopBar
 from emconsole.screens.detail import ServerDetailScreen
 from emconsole.screens.fleet import FleetScreen
 from emconsole.screens.format import LOADING
@@ -269,3 +269,37 @@ async def test_footer_composed_again_only_for_a_key_it_never_showed(monkeypatch:
         await pilot.pause()
         assert composed == [1]
         assert _footer_keys(app) == [("Go", False), ("More", False)]
+
+
+class _FilterApp(App[None]):
+    CSS = "FilterBox { width: 24; }"
+
+    def compose(self) -> ComposeResult:
+        yield FilterBox(id="box")
+        yield Grid([Column("name", "Server")])
+
+
+async def test_filter_box_typing_lays_nothing_out_and_scrolls_to_the_cursor(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A character typed repaints the box alone, no layout of the screen; text longer than the box
+    scrolls inside it, keeping the end and the cursor in view, and going home shows the start."""
+    app = _FilterApp()
+    async with app.run_test(size=(60, 8)) as pilot:
+        box = app.query_one(FilterBox)
+        box.focus()
+        await pilot.pause()
+        layouts: list[int] = []
+        refresh_layout = app.screen._refresh_layout
+        monkeypatch.setattr(app.screen, "_refresh_layout",
+                            lambda *a, **k: (layouts.append(1), refresh_layout(*a, **k))[1])
+        typed = "abcdefghijklmnopqrstuvwxyz0123456789XYZ"  # longer than the box's 18 cells
+        await pilot.press(*typed)
+        await pilot.pause()
+        assert layouts == []
+        assert box.value == typed
+        shown = "".join(s.text for s in box.render_line(0))
+        assert "XYZ" in shown and "abc" not in shown and box.scroll_x > 0
+        await pilot.press("home")
+        await pilot.pause()
+        shown = "".join(s.text for s in box.render_line(0))
+        assert shown.startswith("abcdefghij") and box.scroll_x == 0
