@@ -34,6 +34,20 @@ def process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICK
 
 
+def child_pids(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (the console's WinRM worker process)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text(encoding="ascii")
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
 def peak_rss_mb(pid: int) -> tuple[float, float]:
     """(VmHWM, VmRSS) of a running process in MiB: its peak resident set so far, and now."""
     values: dict[str, float] = {}
