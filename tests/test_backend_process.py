@@ -76,8 +76,10 @@ def test_password_reaches_the_worker_over_the_pipe_only() -> None:
     backend = WorkerProcessBackend(lab_password_lookup(lab.fleet))
     try:
         [server] = lab_servers(lab.fleet)
-        assert backend.run(server, tiny(server.name), 5.0).stdout.strip() == "ok"
+        backend.start()  # before any call, as the console does
         pid = _worker_pid(backend)
+        assert backend.run(server, tiny(server.name), 5.0).stdout.strip() == "ok"
+        assert _worker_pid(backend) == pid
         secret = lab.fleet.spec.password.encode()
         assert secret not in Path(f"/proc/{pid}/cmdline").read_bytes()
         assert secret not in Path(f"/proc/{pid}/environ").read_bytes()

@@ -70,6 +70,7 @@ async def session_for(config: Config, passwords: PasswordSource | None = None, *
         # The WinRM calls run in a worker process, off the GIL of the event loop that answers keys.
         backend = WorkerProcessBackend(password_lookup(passwords or PasswordSource()),
                                        concurrency=config.concurrency)
+        backend.start()
         knowledge = config.knowledge()
         engine = FleetEngine(config, backend, audit=AuditLog(config.audit_path), command_log=CommandLog(),
                              knowledge=knowledge)
