@@ -1,7 +1,9 @@
 """Benchmark 1: fleet refresh over WinRM (Basic/HTTP, concurrency 32), cold and warm, against baselines.
 
 For each fleet size and latency, one `emconsole lab` process serves the fleet; this process runs
-the engine (``FleetEngine`` + ``WinRMBackend``, as the console and the headless commands do):
+the engine (``FleetEngine`` + ``WinRMBackend``, as the headless commands do; the console's backend,
+``WorkerProcessBackend``, which makes the same calls from a worker process, is timed on two fleets
+after the matrix, its worker's CPU counted with the console's):
 
 - cold: the first refresh (HTTP connections and shells are opened); warm: the next one (shells open);
 - per refresh: wall time; WinRM requests per server (on the critical path, from the command log,
@@ -25,8 +27,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from emconsole.backends.base import Backend
 from emconsole.backends.winrm.backend import WinRMBackend
-from labproc import PASSWORD, Lab, running_lab, system_busy_s
+from emconsole.backends.winrm.process import WorkerProcessBackend
+from labproc import PASSWORD, Lab, process_cpu_s, running_lab, system_busy_s
 from report import Section, fmt_ratio, ratio, run_standalone
 from winrm.protocol import Protocol
 
@@ -39,6 +43,8 @@ from emconsole.remote.scripts import build_status
 CONCURRENCY = 32
 FULL = [(n, lat) for n in (50, 200, 500) for lat in (0.0, 20.0, 50.0)]
 QUICK = [(50, 0.0), (50, 50.0)]
+#: Fleets refreshed again through the console's backend (WinRM calls in its worker process).
+WORKER_FULL, WORKER_QUICK = [(200, 50.0), (500, 20.0)], [(50, 50.0)]
 TARGET = (200, 50.0, 1.5)  # warm refresh of 200 servers at 50 ms within 1.5x the ideal
 
 
@@ -70,6 +76,7 @@ class FleetRun:
     lab_requests: int
     lab_wire_cpu_s: float
     expected_requests: int
+    backend: str = "in-process"
 
     @property
     def ideal_s(self) -> float:
@@ -106,15 +113,21 @@ def naive_one(config: Config, index: int) -> None:
     proto.close_shell(shell)
 
 
+def _console_cpu_s(engine: FleetEngine) -> float:
+    """This process's CPU, and its WinRM worker process's if it has one (the console's backend)."""
+    pid = getattr(engine.backend, "worker_pid", None)
+    return time.process_time() + (process_cpu_s(pid) if pid else 0.0)
+
+
 async def _phase(name: str, engine: FleetEngine, lab: Lab, log: CommandLog) -> Phase:
     """One refresh; CPU is read when the refresh ends and again once the Signals after it are done."""
     lab.settle()
     first = len(log.entries())
-    sys0, lab0, me0, t0 = system_busy_s(), lab.cpu_s(), time.process_time(), time.perf_counter()
+    sys0, lab0, me0, t0 = system_busy_s(), lab.cpu_s(), _console_cpu_s(engine), time.perf_counter()
     wall, failed = await refresh_all(engine)
-    lab_end, me_end = lab.cpu_s(), time.process_time()
+    lab_end, me_end = lab.cpu_s(), _console_cpu_s(engine)
     await asyncio.to_thread(lab.settle)
-    lab1, me1, sys1, t1 = lab.cpu_s(), time.process_time(), system_busy_s(), time.perf_counter()
+    lab1, me1, sys1, t1 = lab.cpu_s(), _console_cpu_s(engine), system_busy_s(), time.perf_counter()
     entries = log.entries()[first:]
     critical = sum(e.round_trips for e in entries)
     others = max(0.0, (sys1 - sys0) - (lab1 - lab0) - (me1 - me0)) / (t1 - t0)
@@ -123,13 +136,15 @@ async def _phase(name: str, engine: FleetEngine, lab: Lab, log: CommandLog) -> P
 
 
 async def run_fleet(servers: int, latency_ms: float, naive_sample: int, workdir: Path,
-                    concurrency: int = CONCURRENCY) -> FleetRun:
+                    concurrency: int = CONCURRENCY, worker_process: bool = False) -> FleetRun:
     """One lab of ``servers`` at ``latency_ms``: a cold and a warm refresh, then the naive sample."""
     with running_lab(servers, latency_ms, workdir) as lab:
         config = lab.config.model_copy(update={"concurrency": concurrency, "call_timeout": 60.0})
         log = CommandLog(max_entries=servers * 4)
-        engine = FleetEngine(config, WinRMBackend(lambda _s: PASSWORD),
-                             audit=AuditLog(workdir / f"audit-{servers}.jsonl"), command_log=log)
+        backend: Backend = (WorkerProcessBackend(lambda _s: PASSWORD, concurrency=concurrency)
+                            if worker_process else WinRMBackend(lambda _s: PASSWORD))
+        engine = FleetEngine(config, backend, audit=AuditLog(workdir / f"audit-{servers}.jsonl"),
+                             command_log=log)
         cold = await _phase("cold", engine, lab, log)
         warm = await _phase("warm", engine, lab, log)
         await engine.aclose()
@@ -143,7 +158,7 @@ async def run_fleet(servers: int, latency_ms: float, naive_sample: int, workdir:
     # Create per shell, Delete per shell at close, five per naive call.
     expected = cold.requests + warm.requests + servers + 5 * sample
     return FleetRun(servers, latency_ms, concurrency, cold, warm, sample, naive_s, counters.requests,
-                    counters.wire_cpu_s, expected)
+                    counters.wire_cpu_s, expected, "worker process" if worker_process else "in-process")
 
 
 def _row(run: FleetRun, phase: Phase) -> list[str]:
@@ -226,6 +241,18 @@ async def bench(quick: bool) -> Section:
             print(f"  {servers} servers at {latency:g} ms: cold {run.cold.wall_s:.2f} s, warm "
                   f"{run.warm.wall_s:.2f} s, ideal {run.ideal_s:.2f} s", flush=True)
     report_runs(section, runs)
+    workers: list[FleetRun] = []
+    with tempfile.TemporaryDirectory(prefix="emconsole-bench-") as tmp:
+        for servers, latency in WORKER_QUICK if quick else WORKER_FULL:
+            run = await run_fleet(servers, latency, 3 if quick else 8, Path(tmp), worker_process=True)
+            workers.append(run)
+            print(f"  {servers} servers at {latency:g} ms, the console's backend (worker process): cold "
+                  f"{run.cold.wall_s:.2f} s, warm {run.warm.wall_s:.2f} s", flush=True)
+    section.table(HEADER, [_row(run, phase) for run in workers for phase in (run.cold, run.warm)])
+    section.note("The same refreshes through the console's backend (`WorkerProcessBackend`: each WinRM call "
+                 "made by its worker process, the answer sent back over a socket pair). Console CPU here: "
+                 "this process and the worker process together; the cold refresh includes starting the "
+                 "worker (a Python process importing pywinrm).")
     return section
 
 
