@@ -135,6 +135,30 @@ def test_a_killed_worker_fails_its_calls_and_is_replaced(monkeypatch: pytest.Mon
         lab.stop()
 
 
+def test_a_worker_that_stops_reading_fails_the_call_instead_of_blocking_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(process, "SEND_TIMEOUT_S", 0.5)
+    lab = start_lab(servers=1)
+    backend = WorkerProcessBackend(lab_password_lookup(lab.fleet))
+    [server] = lab_servers(lab.fleet)
+    try:
+        assert backend.run(server, tiny(server.name), 5.0).stdout.strip() == "ok"
+        pid = _worker_pid(backend)
+        os.kill(pid, signal.SIGSTOP)  # hung: reads nothing more
+        try:
+            big = RemoteScript("status", 1, server.name, "Write-Output '" + "x" * 2_000_000 + "'")
+            started = time.monotonic()
+            with pytest.raises(BackendFailure, match="worker process is gone") as info:
+                backend.run(server, big, 30.0)
+            assert time.monotonic() - started < 5.0
+            assert not info.value.may_have_run, "the call never reached the worker whole"
+        finally:
+            os.kill(pid, signal.SIGKILL)
+    finally:
+        backend.close()
+        lab.stop()
+
+
 def test_a_worker_that_cannot_start_says_why(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     fake = tmp_path / "python"
     fake.write_text("#!/bin/sh\necho 'ModuleNotFoundError: No module named winrm' >&2\nexit 3\n")

@@ -36,9 +36,17 @@ class PipeClosed(Exception):
 
 
 class MessagePipe:
-    """One end of the socket pair: ``send`` from any thread, ``receive`` from one reader thread."""
+    """One end of the socket pair: ``send`` from any thread, ``receive`` from one reader thread.
 
-    def __init__(self, sock: socket.socket) -> None:
+    ``send_timeout_s``: a send that cannot finish in that time (the other side stopped reading)
+    ends the stream rather than block its caller for ever.
+    """
+
+    def __init__(self, sock: socket.socket, send_timeout_s: float | None = None) -> None:
+        if send_timeout_s is not None:
+            seconds = int(send_timeout_s)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO,
+                            struct.pack("ll", seconds, int((send_timeout_s - seconds) * 1e6)))
         self._sock = sock
         self._reader = sock.makefile("rb")
         self._send_lock = threading.Lock()
@@ -48,7 +56,8 @@ class MessagePipe:
         try:
             with self._send_lock:
                 self._sock.sendall(_HEADER.pack(len(data)) + data)
-        except OSError as exc:
+        except OSError as exc:  # also a send timeout: part of a frame may have gone, the stream is over
+            self.shutdown()
             raise PipeClosed(str(exc)) from None
 
     def receive(self) -> Message:

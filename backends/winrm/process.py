@@ -47,6 +47,8 @@ REPLY_GRACE_S = 10.0
 CANCEL_POLL_S = 0.1
 #: How long ``close`` lets the worker delete its shells before it is killed.
 CLOSE_TIMEOUT_S = 15.0
+#: A worker that reads nothing for this long (hung) is given up: its calls fail, the next starts anew.
+SEND_TIMEOUT_S = 10.0
 #: A worker that died sooner than this after it started is not started again at once.
 RESTART_AFTER_S = 2.0
 _STDERR_LINES = 20
@@ -81,7 +83,7 @@ class _WorkerProcess:
         finally:
             theirs.close()
         self.started = time.monotonic()
-        self.pipe = MessagePipe(ours)
+        self.pipe = MessagePipe(ours, send_timeout_s=SEND_TIMEOUT_S)
         self.opened: set[str] = set()
         self.mutex = threading.Lock()
         self._calls: dict[int, _Call] = {}
