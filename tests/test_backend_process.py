@@ -23,8 +23,9 @@ from emconsole.backends.winrm import process
 from emconsole.backends.winrm.backend import WinRMBackend
 from emconsole.backends.winrm.pipe import MessagePipe, PipeClosed
 from emconsole.backends.winrm.process import WorkerProcessBackend
+from hostilekit import cli_env, write_lab_config
 
-from emconsole.labconfig import LAB_PASSWORD_ENV, Lab, lab_password_lookup, lab_servers, start_lab
+from emconsole.labconfig import Lab, lab_password_lookup, lab_servers, start_lab
 from emconsole.models import FailureKind
 from emconsole.remote.scripts import RemoteScript, build_status
 
@@ -221,14 +222,10 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="POSIX only")
 def test_worker_cleans_up_and_exits_when_the_console_is_killed(tmp_path: Path) -> None:
-    from emconsole.cli.lab_cmd import config_text
-
     lab = start_lab(servers=2, faults="slow=inf:2")
     try:
-        config = tmp_path / "config.toml"
-        config.write_text(config_text(lab.fleet))
-        env = {**os.environ, LAB_PASSWORD_ENV: lab.fleet.spec.password}
-        console = subprocess.Popen([sys.executable, "-c", CONSOLE, str(config)], env=env,
+        config = write_lab_config(lab.fleet, tmp_path / "config.toml", tmp_path / "audit.jsonl")
+        console = subprocess.Popen([sys.executable, "-c", CONSOLE, str(config)], env=cli_env(lab.fleet),
                                    stdout=subprocess.PIPE, text=True)
         try:
             assert console.stdout is not None and console.stdout.readline().strip() == "ok"
