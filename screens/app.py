@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from textual import work
+from textual import events, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.filter import LineFilter
@@ -44,6 +44,9 @@ STATUS_INTERVAL = 0.1
 UPDATE_INTERVAL = 0.05
 #: Wall seconds one batch may take before the rest waits for keys already typed (see _deliver).
 UPDATE_SLICE = 0.008
+#: Server batches wait until no key has come for this long: the frame a key waits for then holds
+#: its own change, not a batch of rows (see _hand_over_batch).
+KEY_QUIET_S = 0.1
 #: The shortest wait worth a timer: Textual skips a one-shot timer already due when its task first
 #: runs, so a wait of a few microseconds would never fire; a shorter one is no wait at all.
 MIN_TIMER_S = 0.001
@@ -137,6 +140,8 @@ class EmConsoleApp(App[int]):
         self._pending: dict[str, ServerView] = {}
         self._handed_at = 0.0
         self._batch_due = False
+        self._key_at = 0.0
+        self._batch_timer: Timer | None = None  # the batch waiting for its time, if one does
 
     def get_line_filters(self) -> Sequence[LineFilter]:
         """Textual's filters, then one that shows server-sent control characters instead of sending them."""
@@ -265,22 +270,36 @@ class EmConsoleApp(App[int]):
             self._batch_due = True
             wait = self._handed_at + UPDATE_INTERVAL - time.monotonic()
             if wait > MIN_TIMER_S:
-                self.set_timer(wait, self._hand_over_batch)
+                self._batch_timer = self.set_timer(wait, self._hand_over_batch)
             else:
                 self.call_later(self._hand_over_batch)
 
     def hand_over(self) -> None:
         """Hand every queued snapshot to the screens now (a refresh or an action ended); a batch
-        already scheduled then finds the queue empty."""
+        waiting for its time is called off, one already running finds the queue empty."""
+        if self._batch_timer is not None:
+            self._batch_timer.stop()
+            self._batch_timer = None
+            self._batch_due = False
         self._deliver(None)
 
     async def _hand_over_batch(self) -> None:
         # Give the event loop a turn first: the app's message queue runs its callbacks back to back,
         # so without it the slices of one batch ran as one and a key reached its widget only after
         # all of them (bench/ui_load.py: 500 rows turning "loading" held a key ~85 ms).
+        self._batch_timer = None
         await asyncio.sleep(0)
+        quiet = self._key_at + KEY_QUIET_S - time.monotonic()
+        if quiet > MIN_TIMER_S:  # the operator is typing: the rows wait (the batch stays due)
+            self._batch_timer = self.set_timer(quiet, self._hand_over_batch)
+            return
         self._batch_due = False
         self._deliver(UPDATE_SLICE)
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key):
+            self._key_at = time.monotonic()
+        await super().on_event(event)
 
     def _deliver(self, budget: float | None) -> None:
         """Queued snapshots to the screens, oldest first; after ``budget`` wall seconds the rest

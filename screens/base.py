@@ -13,6 +13,7 @@ from emconsole.screens.grid import Column, Grid
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
 from textual.geometry import Size
 from textual.reactive import Reactive
 from textual.screen import Screen
@@ -163,8 +164,12 @@ class TableScreen(Screen[None]):
         """Redraw the top bar (totals, refresh state, clock, read-only badge)."""
         if not self.ready:
             return
+        try:
+            bar = self.query_one("#topbar", TopBar)
+        except NoMatches:  # the app is closing and has taken the screen's widgets down already
+            return
         # One line high (emconsole.tcss): no layout pass needed, only a repaint.
-        self.query_one("#topbar", TopBar).update(self.top_bar(), layout=False)
+        bar.update(self.top_bar(), layout=False)
         self.update_status_line()
 
     def top_bar(self) -> Text:

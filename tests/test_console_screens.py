@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import replace
 from typing import ClassVar
 
 import consolekit
 import pytest
 from consolekit import LabStarter, console_app, screen_text, wait_refreshed, wait_until
+from emconsole.screens import app as app_module
 from emconsole.screens.base import FilterBox, KeysFooter, TopBar
 from emconsole.screens.detail import ServerDetailScreen
 from emconsole.screens.fleet import FleetScreen
@@ -103,6 +106,38 @@ async def test_snapshots_reach_the_rows_in_batches(console_lab: LabStarter) -> N
         app.hand_over()
         row = fleet.grid.row("LAB-EX02")
         assert row is not None and row[8].plain == "M9" and row[11].plain != LOADING
+
+
+async def test_rows_wait_while_keys_come_and_follow_once_they_stop(
+        console_lab: LabStarter, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the operator types, a batch of server updates waits (the frame a key needs holds only
+    its own change); it is shown once no key came for KEY_QUIET_S, and a refresh's end shows all."""
+    _lab, config = console_lab(servers=3)
+    app = console_app(config)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_refreshed(pilot, app)
+        fleet = app.screen
+        assert isinstance(fleet, FleetScreen) and app.engine is not None
+        view = app.engine.view("LAB-EX02")
+        assert view.state is not None
+
+        def blocked_shown() -> bool:
+            row = fleet.grid.row("LAB-EX02")
+            return row is not None and row[8].plain == "M9"
+
+        monkeypatch.setattr(app_module, "KEY_QUIET_S", 30.0)
+        await pilot.press("down")
+        app.publish(replace(view, state=view.state.model_copy(update={"blocked": ("M9",)})))
+        await asyncio.sleep(4 * app_module.UPDATE_INTERVAL)  # the batch's turn came and went
+        assert not blocked_shown()
+        app.hand_over()
+        assert blocked_shown()
+        monkeypatch.setattr(app_module, "KEY_QUIET_S", 0.3)
+        started = time.monotonic()
+        await pilot.press("up")
+        app.publish(replace(view, state=view.state.model_copy(update={"blocked": ("M8",)})))
+        await wait_until(pilot, lambda: fleet.grid.row("LAB-EX02")[8].plain == "M8")  # type: ignore[index]
+        assert time.monotonic() - started >= 0.3
 
 
 async def test_matrix_and_mitigation_list_follow_the_servers(console_lab: LabStarter) -> None:
