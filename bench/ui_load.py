@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from consoleapp import FrameClock, FramedConsole, running_console, wait_refreshed, worker_cpu_s
+from emconsole.screens.app import KEY_QUIET_S
 from emconsole.screens.grid import Grid, compile_filter
 from emconsole.screens.matrix import MitigationListScreen
 from labproc import Lab, running_lab, system_busy_s
@@ -43,13 +44,18 @@ CURSOR_KEYS = ("down", "down", "down", "up", "up")
 FLEET_FILTER = "EX1"
 MITIGATION_FILTERS = ("M2.1", "!PING1")
 TARGET_MS = 100.0
+#: The paced phase: an operator's key every this many seconds, slower than the console's
+#: KEY_QUIET_S, so that the rows are drawn between the keys (back to back, they wait).
+PACED_GAP_S = 0.15
 
 
-async def _type(app: FrameClock, text: str, latencies: list[float]) -> None:
-    """``/``, then ``text`` one character at a time (each timed to the frame showing that prefix)."""
+async def _type(app: FrameClock, text: str, latencies: list[float], gap_s: float = 0.0) -> None:
+    """``/``, then ``text`` one character at a time (each timed to the frame showing that prefix),
+    ``gap_s`` seconds before each character."""
     await app.keystroke("slash", lambda f: f.focused == "filter")
     for i in range(len(text)):
         prefix = text[: i + 1]
+        await asyncio.sleep(gap_s)
         latencies.append(await app.keystroke(_key(text[i]), lambda f, p=prefix: f.filter == p,  # type: ignore[misc]
                                              char=text[i]))
     await app.keystroke("escape", lambda f: f.filter == "" and f.focused != "filter")
@@ -70,10 +76,11 @@ async def key_round(app: FramedConsole, phase: KeyPhase) -> None:
         elif key == "up" and at <= 0:
             key = "down"
         want = at + (1 if key == "down" else -1)
+        await asyncio.sleep(phase.gap_s)
         cursor.append(await app.keystroke(key, lambda f, w=want: f.cursor == w))  # type: ignore[misc]
         phase.cursor_cpu.append(app.key_cpu[-1])
     typed = len(app.key_cpu)
-    await _type(app, FLEET_FILTER, filtering)
+    await _type(app, FLEET_FILTER, filtering, phase.gap_s)
     phase.filtering_cpu += app.key_cpu[typed + 1:-1]  # the characters: not / nor escape
 
 
@@ -161,6 +168,7 @@ class KeyPhase:
     """Keys typed on the fleet screen while something happens (or nothing: idle)."""
 
     name: str
+    gap_s: float = 0.0  # between a key's frame and the next key (0: back to back)
     cursor: list[float] = field(default_factory=list)
     filtering: list[float] = field(default_factory=list)
     #: Event-loop CPU seconds from each key to its frame (consoleapp.FrameClock.key_cpu).
@@ -206,6 +214,7 @@ async def measure(servers: int, mitigation_rows: int, list_rounds: int) -> Measu
     out = Measured()
     cold, warm, idle = KeyPhase("during the first refresh (cold)"), KeyPhase("during a refresh (warm)"), \
         KeyPhase("idle (baseline)")
+    paced = KeyPhase(f"during a refresh (warm), a key every {1000 * PACED_GAP_S:.0f} ms", PACED_GAP_S)
     with tempfile.TemporaryDirectory(prefix="emconsole-bench-") as tmp, \
             running_lab(servers, 20.0, Path(tmp)) as lab:
         async with running_console(lab.config) as (app, _pilot):
@@ -214,6 +223,10 @@ async def measure(servers: int, mitigation_rows: int, list_rounds: int) -> Measu
             app.refresh_fleet()
             await keys_while_refreshing(app, lab, warm)
             await wait_refreshed(app)
+            for _ in range(2):  # paced keys are few per refresh: two refreshes' worth
+                app.refresh_fleet()
+                await keys_while_refreshing(app, lab, paced)
+                await wait_refreshed(app)
             app.action_toggle_pause()  # no periodic refresh from here on: the idle baseline stays idle
             started, loop0 = time.perf_counter(), time.thread_time()
             for _ in range(max(3, min(len(cold.cursor) // len(CURSOR_KEYS), 10))):
@@ -228,7 +241,7 @@ async def measure(servers: int, mitigation_rows: int, list_rounds: int) -> Measu
             out.header = [c.label for c in grid.columns]
             out.table = [[cell.plain if isinstance(cell, Text) else str(cell) for cell in grid.row(k) or []]
                          for k in grid.row_keys]
-    out.phases = [cold, warm, idle]
+    out.phases = [cold, warm, paced, idle]
     return out
 
 
@@ -256,7 +269,11 @@ def bench(quick: bool) -> Section:
                    "filter p50 ms", "p95 ms", "event loop busy", "event-loop CPU s"], rows)
     section.note("Event-loop CPU from key to frame: the CPU the console's event loop spent between posting a "
                  "key and handing over the frame that shows it — the key's own work and whatever ran before "
-                 "its frame; the latency above is this plus the time the loop waited for a core or the GIL.")
+                 "its frame; the latency above is this plus the time the loop waited for a core or the GIL. "
+                 f"While keys come less than {KEY_QUIET_S:g} s apart (KEY_QUIET_S) the console holds "
+                 "the server updates back: with keys back to back the rows catch up when the typing stops "
+                 "or the refresh ends; "
+                 f"with a key every {1000 * PACED_GAP_S:.0f} ms they are drawn between the keys.")
     for phase in m.phases[:-1]:
         section.note(f"{phase.name}: {servers} servers in {phase.wall_s:.1f} s while keys were typed, "
                      f"{phase.fps:.0f} frames/s; CPU meanwhile: the console {phase.console_cores:.2f} cores "
