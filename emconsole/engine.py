@@ -20,7 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Any, TypeVar
+from functools import partial
+from typing import Any, NoReturn, TypeVar
 
 from emconsole.audit import UNKNOWN_OUTCOME, AuditLog
 from emconsole.backends.base import Backend, BackendFailure, RawResult
@@ -120,6 +121,25 @@ def _first_line(text: str) -> str:
     return next((line.strip() for line in text.splitlines() if line.strip()), "")[:300]
 
 
+def _document(script: RemoteScript, raw: RawResult) -> documents.Envelope:
+    """The script's document, or the ``BackendFailure`` its output or its own error code makes."""
+    try:
+        doc = documents.parse_document(raw.stdout, script.operation)
+    except OutputNotUnderstood as exc:
+        raise BackendFailure(ServerFailure(
+            kind=FailureKind.OUTPUT_NOT_UNDERSTOOD,
+            message=f"output not understood: {exc.reason} (the raw output is in the command log)",
+            detail=_first_line(raw.stderr), raw_output=raw.stdout[-20000:]), may_have_run=True) from None
+    failure = results.failure(doc)
+    if failure is not None and doc.code not in _REPORTED_BY_OUTCOME:
+        raise BackendFailure(failure.model_copy(update={"raw_output": raw.stdout[-20000:]}))
+    return doc
+
+
+def _reraise(exc: Exception) -> NoReturn:
+    raise exc
+
+
 def _services_and_pools(entries: Iterable[CatalogueEntry]) -> tuple[list[str], list[str]]:
     """The services and app pools these mitigations change (what a status or delete script reads)."""
     services, pools = [], []
@@ -201,17 +221,26 @@ class FleetEngine:
         return list(dict.fromkeys(self._canonical(n) for n in names))
 
     # ------------------------------------------------------------------ one call
-    async def _run(self, server: ServerConfig, script: RemoteScript) -> RawResult:
-        """Run a script on the pool; cancelling the awaiting task stops the worker at its next poll."""
+    async def _run(self, server: ServerConfig, script: RemoteScript, then: Callable[[RawResult], T]) -> T:
+        """Run a script on the pool, then ``then`` on its result on the same pool thread (parsing
+        and making the model stay off the event loop); cancelling the awaiting task stops the worker
+        at its next poll. What ``then`` raises is raised here, once the command log has the call."""
         if self._closed:
             raise RuntimeError("the engine is closed")
         cancel = threading.Event()
         started = _now()
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._pool, self.backend.run, server, script,
-                                      self.config.call_timeout, cancel)
+
+        def call() -> tuple[RawResult, Callable[[], T]]:
+            result = self.backend.run(server, script, self.config.call_timeout, cancel)
+            try:
+                value = then(result)
+            except Exception as exc:  # handed to the event loop as it is
+                return result, partial(_reraise, exc)
+            return result, lambda: value
+
+        future = asyncio.get_running_loop().run_in_executor(self._pool, call)
         try:
-            result = await asyncio.shield(future)
+            result, outcome = await asyncio.shield(future)
         except asyncio.CancelledError:
             cancel.set()
             raise
@@ -228,23 +257,11 @@ class FleetEngine:
             exit_code=result.exit_code, bytes=result.bytes_sent + result.bytes_received,
             first_error_line=_first_line(result.stderr), script=script.text,
             raw_output=result.stdout + (f"\n--- stderr ---\n{result.stderr}" if result.stderr else "")))
-        return result
+        return outcome()
 
-    async def _run_document(self, server: ServerConfig, script: RemoteScript
-                            ) -> tuple[documents.Envelope, RawResult]:
+    async def _run_document(self, server: ServerConfig, script: RemoteScript) -> documents.Envelope:
         """Run and parse; a failure of any layer becomes ``BackendFailure`` with a ``ServerFailure``."""
-        raw = await self._run(server, script)
-        try:
-            doc = documents.parse_document(raw.stdout, script.operation)
-        except OutputNotUnderstood as exc:
-            raise BackendFailure(ServerFailure(
-                kind=FailureKind.OUTPUT_NOT_UNDERSTOOD,
-                message=f"output not understood: {exc.reason} (the raw output is in the command log)",
-                detail=_first_line(raw.stderr), raw_output=raw.stdout[-20000:]), may_have_run=True) from None
-        failure = results.failure(doc)
-        if failure is not None and doc.code not in _REPORTED_BY_OUTCOME:
-            raise BackendFailure(failure.model_copy(update={"raw_output": raw.stdout[-20000:]}))
-        return doc, raw
+        return await self._run(server, script, partial(_document, script))
 
     # ------------------------------------------------------------------ refresh
     def _read_with_catalogue(self, doc: documents.StatusDocument, server: ServerConfig) -> ServerState:
@@ -258,10 +275,15 @@ class FleetEngine:
     async def _read_state(self, name: str) -> ServerView:
         """One status script: on success the state replaces the last one; on failure it is kept."""
         server = self._views[name].config
-        try:
-            doc, _raw = await self._run_document(server, self._status_script(server))
+
+        def read(raw: RawResult) -> ServerState:
+            doc = _document(script, raw)
             assert isinstance(doc, documents.StatusDocument)
-            state = self._state_reader(doc, server)
+            return self._state_reader(doc, server)
+
+        try:
+            script = self._status_script(server)
+            state = await self._run(server, script, read)
         except BackendFailure as exc:
             return self._set(name, failure=exc.failure, refreshed_at=_now(), loading=False)
         except (validate.InvalidInput, scripts.ScriptTooLong) as exc:
@@ -313,7 +335,7 @@ class FleetEngine:
         when the seed cannot be read.
         """
         server = self._views[self._canonical(seed)].config
-        doc, _ = await self._run_document(server, scripts.build_discover(server.name, server.ems.value))
+        doc = await self._run_document(server, scripts.build_discover(server.name, server.ems.value))
         assert isinstance(doc, documents.DiscoverDocument)
         return list(doc.result.servers) if doc.result else []
 
@@ -325,7 +347,7 @@ class FleetEngine:
             server = self._views[name].config
             try:
                 script = scripts.build_test_ocs(server.name, server.ems.value)
-                doc, _ = await self._run_document(server, script)
+                doc = await self._run_document(server, script)
             except BackendFailure as exc:
                 return OcsResult(name, None, exc.failure.message, exc.failure)
             assert isinstance(doc, documents.OcsDocument)
@@ -505,7 +527,7 @@ class FleetEngine:
                               server: ServerConfig) -> ActionOutcome:
         """The script's own read-back decides first; then the engine reads the server again."""
         try:
-            doc, _raw = await self._run_document(server, step.script)
+            doc = await self._run_document(server, step.script)
         except BackendFailure as exc:
             failed = ActionOutcome(server=step.server, kind=request.kind, status=OutcomeStatus.FAILED,
                                    detail=exc.failure.message, failure=exc.failure)
