@@ -3,7 +3,8 @@
 Why: with the WinRM calls on the console's own threads, the event loop that answers keys shared
 the GIL with 32 busy worker threads during a refresh (``bench/ui_load.py``). Here the engine's pool
 threads only send a message and sleep until the answer comes; pywinrm runs in
-``python -m emconsole.backends.winrm.worker`` (``worker.py``), which this module starts on first use.
+``python -m emconsole.backends.winrm.worker`` (``worker.py``), which this module starts on ``start()``
+or at the first call.
 
 The contract is ``Backend``'s, unchanged: passwords are looked up here (``password_from``: keyring,
 environment, the prompt already answered) and handed to the worker over the socket pair only
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
 #: How long past a call's own deadline the console waits for the worker's answer (the worker ends
 #: every call by its deadline; this covers a worker that is stuck or starved of CPU).
 REPLY_GRACE_S = 10.0
-#: How often a waiting call looks at its cancel flag (the worker's call polls its own as often).
+#: How often a waiting call looks at its cancel flag (the worker's call looks at its own between Receives).
 CANCEL_POLL_S = 0.1
 #: How long ``close`` lets the worker delete its shells before it is killed.
 CLOSE_TIMEOUT_S = 15.0
