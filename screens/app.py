@@ -267,12 +267,15 @@ class EmConsoleApp(App[int]):
         """
         self._pending[view.name] = view
         if not self._batch_due:
-            self._batch_due = True
-            wait = self._handed_at + UPDATE_INTERVAL - time.monotonic()
-            if wait > MIN_TIMER_S:
-                self._batch_timer = self.set_timer(wait, self._hand_over_batch)
-            else:
-                self.call_later(self._hand_over_batch)
+            self._schedule_batch(self._handed_at + UPDATE_INTERVAL - time.monotonic())
+
+    def _schedule_batch(self, wait: float) -> None:
+        """The next batch in ``wait`` seconds, or at the app's next turn when that is no wait."""
+        self._batch_due = True
+        if wait > MIN_TIMER_S:
+            self._batch_timer = self.set_timer(wait, self._hand_over_batch)
+        else:
+            self.call_later(self._hand_over_batch)
 
     def hand_over(self) -> None:
         """Hand every queued snapshot to the screens now (a refresh or an action ended); a batch
@@ -290,13 +293,14 @@ class EmConsoleApp(App[int]):
         self._batch_timer = None
         await asyncio.sleep(0)
         quiet = self._key_at + KEY_QUIET_S - time.monotonic()
-        if quiet > MIN_TIMER_S:  # the operator is typing: the rows wait (the batch stays due)
-            self._batch_timer = self.set_timer(quiet, self._hand_over_batch)
+        if quiet > MIN_TIMER_S:  # the operator is typing: the rows wait
+            self._schedule_batch(quiet)
             return
         self._batch_due = False
         self._deliver(UPDATE_SLICE)
 
     async def on_event(self, event: events.Event) -> None:
+        """Note when the last key came (server batches wait for a pause in the typing)."""
         if isinstance(event, events.Key):
             self._key_at = time.monotonic()
         await super().on_event(event)
@@ -314,8 +318,7 @@ class EmConsoleApp(App[int]):
             for handler in handlers:
                 handler(view)
             if until is not None and pending and time.perf_counter() > until:
-                self._batch_due = True
-                self.call_later(self._hand_over_batch)
+                self._schedule_batch(0.0)
                 break
         self._publish_status_soon()
 
