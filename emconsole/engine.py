@@ -21,7 +21,7 @@ from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from functools import partial
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar, cast
 
 from emconsole.audit import UNKNOWN_OUTCOME, AuditLog
 from emconsole.backends.base import Backend, BackendFailure, RawResult
@@ -136,10 +136,6 @@ def _document(script: RemoteScript, raw: RawResult) -> documents.Envelope:
     return doc
 
 
-def _reraise(exc: Exception) -> NoReturn:
-    raise exc
-
-
 def _services_and_pools(entries: Iterable[CatalogueEntry]) -> tuple[list[str], list[str]]:
     """The services and app pools these mitigations change (what a status or delete script reads)."""
     services, pools = [], []
@@ -230,17 +226,16 @@ class FleetEngine:
         cancel = threading.Event()
         started = _now()
 
-        def call() -> tuple[RawResult, Callable[[], T]]:
+        def call() -> tuple[RawResult, T | None, Exception | None]:
             result = self.backend.run(server, script, self.config.call_timeout, cancel)
             try:
-                value = then(result)
-            except Exception as exc:  # handed to the event loop as it is
-                return result, partial(_reraise, exc)
-            return result, lambda: value
+                return result, then(result), None
+            except Exception as exc:  # raised on the event loop, once the command log has the call
+                return result, None, exc
 
         future = asyncio.get_running_loop().run_in_executor(self._pool, call)
         try:
-            result, outcome = await asyncio.shield(future)
+            result, value, error = await asyncio.shield(future)
         except asyncio.CancelledError:
             cancel.set()
             raise
@@ -257,7 +252,9 @@ class FleetEngine:
             exit_code=result.exit_code, bytes=result.bytes_sent + result.bytes_received,
             first_error_line=_first_line(result.stderr), script=script.text,
             raw_output=result.stdout + (f"\n--- stderr ---\n{result.stderr}" if result.stderr else "")))
-        return outcome()
+        if error is not None:
+            raise error
+        return cast(T, value)
 
     async def _run_document(self, server: ServerConfig, script: RemoteScript) -> documents.Envelope:
         """Run and parse; a failure of any layer becomes ``BackendFailure`` with a ``ServerFailure``."""
