@@ -3,13 +3,14 @@
 One lab (latency 0, in its own process); in this process, per warm refresh (shells open), CPU time
 read from each thread's own clock:
 
-- engine alone (``FleetEngine`` + ``WinRMBackend``, as the headless commands use it): the WinRM
-  worker threads (pywinrm: HTTP, XML, base64), the cleanup threads (the Signal after each answer)
-  and the event loop (script text, parse, model, engine bookkeeping);
+- engine alone (``FleetEngine`` + ``WinRMBackend``, as the headless commands use it): the engine's
+  pool threads ("WinRM threads": pywinrm's HTTP, XML and base64, then parsing the answer and making
+  the model), the cleanup threads (the Signal after each answer) and the event loop (script text,
+  engine bookkeeping);
 - the console (the real app under Pilot, fleet screen showing): its WinRM calls run in a worker
   process (``WorkerProcessBackend``; that process's CPU from /proc, Signals included), its engine's
-  pool threads only wait for the answers, and the event loop also updates the rows, the top bar and
-  draws the frames — the UI's share is the event loop's difference;
+  pool threads wait for the answers and parse them, and the event loop also updates the rows, the
+  top bar and draws the frames — the UI's share is the event loop's difference;
 - parse (``documents.parse_document``) and model (``results.server_state``) timed again on the
   very documents the lab sent in that refresh;
 - the baseline: the naive client (``fleet_refresh.naive_one``: pywinrm, a new shell per call, one server
@@ -146,7 +147,7 @@ def bench(quick: bool) -> Section:
                  "1.00×"])
     section.table(["ms CPU per server", *PARTS, "total", "vs naive"], rows)
     ui = (with_ui["event loop"] - alone["event loop"]) * ms
-    section.note(f"Of the event loop's share: parse {parse * 1000:.2f} ms and model {model * 1000:.2f} ms "
+    section.note(f"Of the WinRM threads' share: parse {parse * 1000:.2f} ms and model {model * 1000:.2f} ms "
                  f"per server (timed again on the {len(outputs)} documents of the console's refresh); the UI "
                  f"(rows, top bar, frames) adds {ui:.2f} ms per server over the engine alone.")
     return section
