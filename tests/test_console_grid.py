@@ -14,6 +14,12 @@ class GridApp(App[None]):
         yield Grid([Column("name", "Server"), Column("state", "State")], id="g")
 
 
+def fill(grid: Grid, rows: int) -> None:
+    """Rows EX0..EX<rows-1>, each "ok"."""
+    for i in range(rows):
+        grid.set_row(f"EX{i}", [f"EX{i}", "ok"])
+
+
 def _text(app: App[None]) -> str:
     return "\n".join(s.text for s in app.screen._compositor.render_strips())
 
@@ -61,8 +67,7 @@ async def test_cursor_move_redraws_the_old_and_the_new_line() -> None:
     app = GridApp()
     async with app.run_test(size=(40, 5)) as pilot:  # header + 4 rows on screen
         grid = app.query_one(Grid)
-        for i in range(8):
-            grid.set_row(f"EX{i}", [f"EX{i}", "ok"])
+        fill(grid, 8)
         grid.focus()
         await pilot.pause()
         await pilot.press("down", "down")
@@ -82,8 +87,7 @@ async def test_drawn_lines_follow_every_change() -> None:
     app = GridApp()
     async with app.run_test(size=(60, 8)) as pilot:
         grid = app.query_one(Grid)
-        for i in range(4):
-            grid.set_row(f"EX{i}", [f"EX{i}", "ok"])
+        fill(grid, 4)
         grid.focus()
         await pilot.pause()
 
@@ -113,8 +117,7 @@ async def test_highlights_end_one_timer_at_a_time(monkeypatch: pytest.MonkeyPatc
     app = GridApp()
     async with app.run_test(size=(60, 8)) as pilot:
         grid = app.query_one(Grid)
-        for i in range(3):
-            grid.set_row(f"EX{i}", [f"EX{i}", "ok"])
+        fill(grid, 3)
         grid.set_row("EX0", ["EX0", "no"])
         grid.set_row("EX1", ["EX1", "no"])
         first_timer = grid._expiry
@@ -133,8 +136,7 @@ async def test_rows_changed_off_screen_show_when_scrolled_to(monkeypatch: pytest
     app = GridApp()
     async with app.run_test(size=(40, 5)) as pilot:  # header + 4 rows on screen
         grid = app.query_one(Grid)
-        for i in range(8):
-            grid.set_row(f"EX{i}", [f"EX{i}", "ok"])
+        fill(grid, 8)
         grid.focus()
         await pilot.pause()
         repainted: list[int] = []
@@ -159,8 +161,7 @@ async def test_a_highlight_ends_by_drawing_its_line_again(monkeypatch: pytest.Mo
     app = GridApp()
     async with app.run_test(size=(40, 6)) as pilot:
         grid = app.query_one(Grid)
-        for i in range(3):
-            grid.set_row(f"EX{i}", [f"EX{i}", "ok"])
+        fill(grid, 3)
         await pilot.pause()
         grid.set_row("EX1", ["EX1", "no"])
         await pilot.pause()
