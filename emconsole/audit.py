@@ -26,6 +26,8 @@ from typing import Any
 SCHEMA = 1
 #: The outcome recorded when the console itself could not see how a change ended (cancelled).
 UNKNOWN_OUTCOME = "unknown"
+#: The outcome of a change whose intent was recorded with its plan but that was cancelled before it was sent.
+NOT_SENT_OUTCOME = "not_sent"
 _SECRET_WORDS = ("password", "secret", "credential", "token", "passphrase")
 
 
@@ -77,6 +79,17 @@ def _check_no_secret(data: Mapping[str, Any], where: str = "") -> None:
 
 
 @dataclass(frozen=True)
+class Change:
+    """A change about to be sent: what its intent record says."""
+
+    target: str
+    action: str
+    mitigation_ids: tuple[str, ...] = ()
+    script_sha256: str = ""
+    details: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
 class UnknownOutcome:
     """A change that was sent (or about to be) but whose result was never recorded."""
 
@@ -97,9 +110,13 @@ class AuditLog:
         self._mutex = threading.Lock()
         self._pending: set[str] = set()
 
-    def _append(self, record: dict[str, Any]) -> None:
-        _check_no_secret(record)
-        line = (json.dumps(record, ensure_ascii=False, sort_keys=True, default=str) + "\n").encode("utf-8")
+    def _append(self, records: Sequence[dict[str, Any]]) -> None:
+        """Every record in one ``os.write`` under the lock, then one ``fsync``: a plan's intents land
+        together, so a crash after the first change was sent cannot leave the rest of the plan unrecorded."""
+        for record in records:
+            _check_no_secret(record)
+        data = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True, default=str) + "\n" for r in records)
+        line = data.encode("utf-8")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0)
         with self._mutex:
@@ -114,21 +131,31 @@ class AuditLog:
             finally:
                 os.close(fd)
 
-    def _record(self, kind: str, record_id: str, target: str, action: str, **fields: Any) -> None:
+    @staticmethod
+    def _record(kind: str, record_id: str, target: str, action: str, **fields: Any) -> dict[str, Any]:
         """An intent or result: what both carry (who, when, which process, what), then its own fields."""
-        self._append(
-            {
-                "schema": SCHEMA,
-                "kind": kind,
-                "id": record_id,
-                "time": datetime.now(timezone.utc).isoformat(),
-                "operator": operator_name(),
-                "pid": os.getpid(),
-                "target": target,
-                "action": action,
-                **fields,
-            }
-        )
+        return {
+            "schema": SCHEMA,
+            "kind": kind,
+            "id": record_id,
+            "time": datetime.now(timezone.utc).isoformat(),
+            "operator": operator_name(),
+            "pid": os.getpid(),
+            "target": target,
+            "action": action,
+            **fields,
+        }
+
+    def intents(self, changes: Sequence[Change]) -> list[str]:
+        """Record (in one fsync'd write) that these changes are about to be sent; returns their ids."""
+        ids = [uuid.uuid4().hex for _ in changes]
+        self._append([
+            self._record("intent", intent_id, c.target, c.action, mitigation_ids=list(c.mitigation_ids),
+                         script_sha256=c.script_sha256, details=dict(c.details or {}))
+            for intent_id, c in zip(ids, changes, strict=True)
+        ])
+        self._pending.update(ids)
+        return ids
 
     def intent(
         self,
@@ -139,18 +166,8 @@ class AuditLog:
         script_sha256: str = "",
         details: Mapping[str, Any] | None = None,
     ) -> str:
-        """Record (flushed and fsync'd) that a change is about to be sent; returns its id."""
-        intent_id = uuid.uuid4().hex
-        self._record(
-            "intent",
-            intent_id,
-            target,
-            action,
-            mitigation_ids=list(mitigation_ids),
-            script_sha256=script_sha256,
-            details=dict(details or {}),
-        )
-        self._pending.add(intent_id)
+        """Record (flushed and fsync'd) that one change is about to be sent; returns its id."""
+        [intent_id] = self.intents([Change(target, action, tuple(mitigation_ids), script_sha256, details)])
         return intent_id
 
     def result(
@@ -165,7 +182,7 @@ class AuditLog:
         action: str = "",
     ) -> None:
         """Record how the change identified by ``intent_id`` ended."""
-        self._record(
+        self._append([self._record(
             "result",
             intent_id,
             target,
@@ -174,7 +191,7 @@ class AuditLog:
             duration_s=round(duration_s, 3),
             detail=detail,
             backups=[dict(b) for b in backups],
-        )
+        )])
         self._pending.discard(intent_id)
 
     def records(self) -> list[dict[str, Any]]:

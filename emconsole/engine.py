@@ -6,8 +6,9 @@ Why it is shaped this way (DESIGN.md data flow 5-7):
 - ``refresh`` streams one ``ServerView`` per server as each completes. A second ``refresh`` call
   **waits** for the one in flight to finish before starting (never overlaps, never drops).
 - One asyncio lock per server: two changes never interleave on one server.
-- A change is ``plan`` (exact PowerShell per server, nothing sent) then ``execute``: audit intent
-  (fsync'd) -> run -> verify by reading back -> audit result. Read-only mode is enforced here.
+- A change is ``plan`` (exact PowerShell per server, nothing sent) then ``execute``: audit intents
+  (the whole plan in one fsync'd write, so a crash mid-run leaves every planned server on record)
+  -> run -> verify by reading back -> audit result. Read-only mode is enforced here.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from datetime import datetime, timezone
 from functools import partial
 from typing import Any, TypeVar, cast
 
-from emconsole.audit import UNKNOWN_OUTCOME, AuditLog
+from emconsole.audit import NOT_SENT_OUTCOME, UNKNOWN_OUTCOME, AuditLog, Change
 from emconsole.backends.base import Backend, BackendFailure, RawResult
 from emconsole.commandlog import CommandLog, CommandLogEntry
 from emconsole.config import Config, ServerConfig
@@ -468,20 +469,35 @@ class FleetEngine:
 
     # ------------------------------------------------------------------ execute
     async def execute(self, plan: ActionPlan) -> AsyncIterator[ActionOutcome]:
-        """Run every step (audit intent -> run -> verify -> audit result); yields outcomes as they end."""
+        """Record every step's intent (one write), then run each (run -> verify -> audit result); yields
+        outcomes as they end."""
         self._refuse_if_read_only()
-        steps = [self._execute_step(plan.request, step) for step in plan.steps]
+        changes = [self._change(plan.request, step) for step in plan.steps]
+        intents = await asyncio.to_thread(self.audit.intents, changes)
+        steps = [self._execute_step(plan.request, step, intent)
+                 for step, intent in zip(plan.steps, intents, strict=True)]
         async with aclosing(_as_completed(steps)) as outcomes:
             async for outcome in outcomes:
                 yield outcome
 
+    @staticmethod
+    def _change(request: ActionRequest, step: PlannedStep) -> Change:
+        details: dict[str, Any] = {"scope": request.scope.value, "summary": step.summary}
+        if step.backup_id:
+            details["backup_id"] = step.backup_id
+        return Change(step.server, request.kind.value, step.mitigation_ids, step.script.sha256, details)
+
     def _lock(self, name: str) -> asyncio.Lock:
         return self._change_locks.setdefault(name, asyncio.Lock())
 
-    async def _execute_step(self, request: ActionRequest, step: PlannedStep) -> ActionOutcome:
+    async def _execute_step(self, request: ActionRequest, step: PlannedStep, intent: str) -> ActionOutcome:
         for name in (step.server, *step.fallbacks):
-            this = step if name == step.server else self._replan(step, name)
-            outcome = await self._execute_on(request, this)
+            if name == step.server:
+                this = step
+            else:
+                this = self._replan(step, name)
+                [intent] = await asyncio.to_thread(self.audit.intents, [self._change(request, this)])
+            outcome = await self._execute_on(request, this, intent)
             if outcome.failure is None or outcome.failure.kind not in _TRY_NEXT or not step.fallbacks:
                 return outcome
         return outcome
@@ -492,33 +508,34 @@ class FleetEngine:
         script = scripts.build_set_enabled(server.name, server.ems.value, "org", enabled)
         return replace(step, server=name, script_text=script.text, script=script, fallbacks=())
 
-    async def _execute_on(self, request: ActionRequest, step: PlannedStep) -> ActionOutcome:
+    async def _execute_on(self, request: ActionRequest, step: PlannedStep, intent: str) -> ActionOutcome:
+        """Run one recorded change and record its result, also when cancelled: "not sent" while it
+        waited for an earlier change to that server, "unknown" once it may have been sent."""
         name = step.server
         server = self._views[name].config
-        async with self._lock(name):
-            self._set(name, busy=step.summary)
-            start = time.monotonic()
-            details: dict[str, Any] = {"scope": request.scope.value, "summary": step.summary}
-            if step.backup_id:
-                details["backup_id"] = step.backup_id
-            intent = await asyncio.to_thread(
-                self.audit.intent, target=name, action=request.kind.value, mitigation_ids=step.mitigation_ids,
-                script_sha256=step.script.sha256, details=details)
-            try:
-                outcome = await self._run_and_verify(request, step, server)
-            except asyncio.CancelledError:
-                await asyncio.to_thread(self.audit.result, intent, outcome=UNKNOWN_OUTCOME,
-                                        duration_s=time.monotonic() - start, detail="cancelled while running",
-                                        target=name, action=request.kind.value)
-                self._set(name, busy=None)
-                raise
-            outcome = outcome.model_copy(update={"duration": time.monotonic() - start})
+        start = time.monotonic()
+        sent = False
+        try:
+            async with self._lock(name):
+                sent = True
+                self._set(name, busy=step.summary)
+                try:
+                    outcome = await self._run_and_verify(request, step, server)
+                finally:
+                    self._set(name, busy=None)
+        except asyncio.CancelledError:
             await asyncio.to_thread(
-                self.audit.result, intent, outcome=outcome.status.value, duration_s=outcome.duration,
-                detail=outcome.detail, backups=[outcome.backup] if outcome.backup else [], target=name,
-                action=request.kind.value)
-            self._set(name, busy=None)
-            return outcome
+                self.audit.result, intent, outcome=UNKNOWN_OUTCOME if sent else NOT_SENT_OUTCOME,
+                duration_s=time.monotonic() - start,
+                detail="cancelled while running" if sent else "cancelled before it was sent",
+                target=name, action=request.kind.value)
+            raise
+        outcome = outcome.model_copy(update={"duration": time.monotonic() - start})
+        await asyncio.to_thread(
+            self.audit.result, intent, outcome=outcome.status.value, duration_s=outcome.duration,
+            detail=outcome.detail, backups=[outcome.backup] if outcome.backup else [], target=name,
+            action=request.kind.value)
+        return outcome
 
     async def _run_and_verify(self, request: ActionRequest, step: PlannedStep,
                               server: ServerConfig) -> ActionOutcome:

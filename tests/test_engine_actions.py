@@ -3,6 +3,8 @@ the lab's own state — against both block-matching settings."""
 
 from __future__ import annotations
 
+import asyncio
+from contextlib import aclosing
 from pathlib import Path
 
 import pytest
@@ -122,6 +124,39 @@ async def test_disable_enable_server_and_org(tmp_path: Path) -> None:
         assert len(plan.steps) == 1, "an org change runs once"
         [out] = await collect(engine.execute(plan))
         assert out.status is OutcomeStatus.DONE and lab.org.directory.org.mitigations_enabled is False
+    finally:
+        await engine.aclose()
+        lab.stop()
+
+
+async def test_a_plan_is_on_record_before_its_first_change_and_a_cancelled_wait_is_not_sent(
+        tmp_path: Path) -> None:
+    """Plan B (EX01, EX02) starts while plan A holds EX01 (a slow server): B's EX02 change finishes
+    first, and by then B's EX01 intent must already be in the audit log (a crash now would leave it
+    listed). Closing B there cancels its EX01 change before it was sent: "not sent", never "unknown"."""
+    lab, engine = lab_engine(tmp_path, servers=2, per_server={1: {"faults": "slow=1"}})
+    try:
+        await refreshed(engine)
+        plan_a = engine.plan(ActionRequest(kind=ActionKind.BLOCK, servers=(EX1,), mitigation_ids=("M2",)))
+        plan_b = engine.plan(ActionRequest(kind=ActionKind.BLOCK, servers=(EX1, "LAB-EX02"),
+                                           mitigation_ids=("M1",)))
+        a = asyncio.ensure_future(collect(engine.execute(plan_a)))
+        while engine.view(EX1).busy is None:
+            await asyncio.sleep(0.01)
+        async with aclosing(engine.execute(plan_b)) as b:
+            first = await anext(b)
+            assert first.server == "LAB-EX02" and first.status is OutcomeStatus.DONE, first
+            b_records = [(r["kind"], r["target"]) for r in engine.audit.records()
+                         if r["kind"] == "result" or r["mitigation_ids"] == ["M1"]]
+            assert b_records.index(("intent", EX1)) < b_records.index(("result", "LAB-EX02")), b_records
+        [out_a] = await a
+        assert out_a.status is OutcomeStatus.DONE, out_a
+        blocked = lab.org.server(EX1).record.blocked
+        assert "M2" in blocked and not any(b.startswith("M1") for b in blocked), "B's EX01 change was never sent"
+        results = {(r["target"], r["action"], r["outcome"], r["detail"]) for r in engine.audit.records()
+                   if r["kind"] == "result" and r["target"] == EX1}
+        assert (EX1, "block", "not_sent", "cancelled before it was sent") in results, results
+        assert engine.audit.unknown_outcomes() == []
     finally:
         await engine.aclose()
         lab.stop()

@@ -18,6 +18,8 @@ HELP = "Show the audit log: every change (intent and result), who, where, what, 
 EPILOG = """\
 "outcome unknown": the change was sent (or about to be) but its result was never recorded — the
 console was killed or cancelled mid-change. Check that server's state ('emconsole status').
+A bulk change records every server's intent before the first is sent, so after a crash the servers
+it never reached are listed too. "not sent": cancelled while it waited, before it was sent.
 
 exit codes: 0 listed (outcome-unknown entries included), 2 usage or configuration error
 
