@@ -7,6 +7,8 @@ from emconsole.screens import grid as grid_module
 from emconsole.screens.grid import Column, Grid
 from rich.text import Text
 from textual.app import App, ComposeResult
+from textual.screen import Screen
+from textual.strip import Strip
 
 
 class GridApp(App[None]):
@@ -109,6 +111,59 @@ async def test_drawn_lines_follow_every_change() -> None:
         grid.set_filter("")
         await pilot.pause()
         assert shown("EX0", "a much longer state than before") and shown("EX1", "no")
+
+
+def shown_keys(app: App[None]) -> list[str]:
+    """The row keys on screen, top to bottom."""
+    lines = _text(app).splitlines()[1:]
+    return [word for line in lines for word in line.split()[:2] if word.startswith("EX")]
+
+
+class CountingGrid(Grid):
+    """Counts the lines it is asked to draw (Textual asks only for lines marked dirty)."""
+
+    lines_drawn = 0
+
+    def render_line(self, y: int) -> Strip:
+        self.lines_drawn += 1
+        return super().render_line(y)
+
+
+class CountingApp(App[None]):
+    def compose(self) -> ComposeResult:
+        yield CountingGrid([Column("name", "Server"), Column("state", "State")], id="g")
+
+
+async def test_a_filter_draws_only_when_the_rows_shown_change(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Typing a filter that keeps the same rows draws no line; one that changes them draws the table
+    without laying the screen out, and the scrollbar follows; only a scrollbar going lays out."""
+    layouts: list[object] = []
+    lay_out = Screen._refresh_layout
+
+    def counted(self: Screen[object], *args: object, **kwargs: object) -> None:
+        layouts.append(self)
+        lay_out(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Screen, "_refresh_layout", counted)
+    app = CountingApp()
+    async with app.run_test(size=(60, 12)) as pilot:  # header + 11 rows
+        grid = app.query_one(CountingGrid)
+        fill(grid, 30)
+        await pilot.pause()
+        assert grid.show_vertical_scrollbar and grid.vertical_scrollbar.window_virtual_size == 31
+        grid.lines_drawn, layouts[:] = 0, []
+        grid.set_filter("EX")  # every row still passes
+        await pilot.pause()
+        assert grid.lines_drawn == 0 and grid.match_count == 30
+        grid.set_filter("EX1|EX2")  # 22 rows: still more than the screen holds
+        await pilot.pause()
+        assert grid.lines_drawn >= 11 and layouts == []
+        assert grid.vertical_scrollbar.window_virtual_size == 23 and grid.show_vertical_scrollbar
+        assert shown_keys(app)[:3] == ["EX1", "EX2", "EX10"] and len(shown_keys(app)) == 11
+        grid.set_filter("EX1[0-3]")  # 4 rows fit: the scrollbar goes, and that lays out
+        await pilot.pause()
+        assert not grid.show_vertical_scrollbar and layouts
+        assert shown_keys(app) == ["EX10", "EX11", "EX12", "EX13"]
 
 
 async def test_highlights_end_one_timer_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
