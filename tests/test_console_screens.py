@@ -79,9 +79,11 @@ async def test_filter_sort_marks_and_cursor_survive_a_refresh(console_lab: LabSt
         assert "LAB-EX01" not in fleet.grid.visible_keys and fleet.grid.match_count == 4
 
 
-async def test_snapshots_reach_the_rows_in_batches(console_lab: LabStarter) -> None:
+async def test_snapshots_reach_the_rows_in_batches(console_lab: LabStarter,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """Snapshots wait for the next batch (the newest of a server wins); a row turning "loading" shows
-    it in its age and keeps the rest; a new state makes every cell again."""
+    it in its age and keeps the rest; a new state makes every cell again. Many handed over at once
+    go in slices, with a turn of the event loop (a key's) between them."""
     _lab, config = console_lab(servers=3)
     app = console_app(config)
     async with app.run_test(size=SIZE) as pilot:
@@ -96,16 +98,28 @@ async def test_snapshots_reach_the_rows_in_batches(console_lab: LabStarter) -> N
         app.publish(replace(view, loading=True, busy="first"))
         app.publish(replace(view, loading=True))
         assert fleet.grid.row("LAB-EX02") == before  # not handed over yet
-        app.hand_over()
+        await app.hand_over()
         loading = fleet.grid.row("LAB-EX02")
         assert loading is not None and loading[11].plain == LOADING and "first" not in loading[12].plain
         assert [c.plain for i, c in enumerate(loading) if i != 11] == [
             c.plain for i, c in enumerate(before) if i != 11]
         blocked = view.state.model_copy(update={"blocked": ("M9",)})
         app.publish(replace(view, state=blocked))
-        app.hand_over()
+        await app.hand_over()
         row = fleet.grid.row("LAB-EX02")
         assert row is not None and row[8].plain == "M9" and row[11].plain != LOADING
+
+        monkeypatch.setattr(app_module, "UPDATE_SLICE", 0.0)  # one snapshot per slice
+        views = app.engine.views()
+        for one in views:
+            app.publish(replace(one, busy="catching up"))
+        left_between: list[int] = []
+        handing = asyncio.ensure_future(app.hand_over())
+        asyncio.get_running_loop().call_soon(lambda: left_between.append(len(app._pending)))
+        await handing
+        assert left_between and 0 < left_between[0] < len(views), left_between
+        rows = [fleet.grid.row(v.name) for v in views]
+        assert not app._pending and all(row is not None and "catching up" in row[12].plain for row in rows)
 
 
 async def test_rows_wait_while_keys_come_and_follow_once_they_stop(
@@ -130,7 +144,7 @@ async def test_rows_wait_while_keys_come_and_follow_once_they_stop(
         app.publish(replace(view, state=view.state.model_copy(update={"blocked": ("M9",)})))
         await asyncio.sleep(4 * app_module.UPDATE_INTERVAL)  # the batch's turn came and went
         assert not blocked_shown()
-        app.hand_over()
+        await app.hand_over()
         assert blocked_shown()
         monkeypatch.setattr(app_module, "KEY_QUIET_S", 0.3)
         started = time.monotonic()
