@@ -7,6 +7,7 @@ from emconsole.screens import grid as grid_module
 from emconsole.screens.grid import Column, Grid
 from rich.text import Text
 from textual.app import App, ComposeResult
+from textual.geometry import Region
 from textual.screen import Screen
 from textual.strip import Strip
 
@@ -120,13 +121,13 @@ def shown_keys(app: App[None]) -> list[str]:
 
 
 class CountingGrid(Grid):
-    """Counts the lines it is asked to draw (Textual asks only for lines marked dirty)."""
+    """Counts the lines the compositor asks it for (it asks only when the grid was refreshed)."""
 
     lines_drawn = 0
 
-    def render_line(self, y: int) -> Strip:
-        self.lines_drawn += 1
-        return super().render_line(y)
+    def render_lines(self, crop: Region) -> list[Strip]:
+        self.lines_drawn += crop.height
+        return super().render_lines(crop)
 
 
 class CountingApp(App[None]):
@@ -164,6 +165,28 @@ async def test_a_filter_draws_only_when_the_rows_shown_change(monkeypatch: pytes
         await pilot.pause()
         assert not grid.show_vertical_scrollbar and layouts
         assert shown_keys(app) == ["EX10", "EX11", "EX12", "EX13"]
+
+
+async def test_unchanged_lines_are_handed_out_again_and_a_boxed_grid_goes_textuals_way() -> None:
+    """The compositor gets the very Strips it got before for rows that did not change (Textual's own
+    line cache would draw them all again after a refresh); a grid given a border is drawn by Textual."""
+    app = GridApp()
+    async with app.run_test(size=(60, 8)) as pilot:
+        grid = app.query_one(Grid)
+        fill(grid, 4)
+        await pilot.pause()
+        whole = grid.region.reset_offset
+        first = grid.render_lines(whole)
+        grid.set_row("EX1", ["EX1", "no"], highlight=False)
+        grid.refresh()
+        await pilot.pause()
+        after = grid.render_lines(whole)
+        assert [a is b for a, b in zip(first, after, strict=True)] == [True, True, False, *[True] * 5]
+        assert "no" in after[2].text
+        grid.styles.border = ("solid", "red")
+        await pilot.pause()
+        lines = _text(app).splitlines()
+        assert lines[0].startswith("┌") and any("EX1" in line and "no" in line for line in lines)
 
 
 async def test_highlights_end_one_timer_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
