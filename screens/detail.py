@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar
 
 from emconsole.screens.actions import ACTION_BINDINGS, ServerActions
-from emconsole.screens.base import FilterBox, KeysFooter, StatusLine, TableScreen, TopBar
+from emconsole.screens.base import KeysFooter, TableScreen, TopBar, filter_bar
 from emconsole.screens.format import DASH, build_name, build_of, drift, em_label, obsolete_ids, tls_off
 from emconsole.screens.grid import Column
 from rich.text import Text
@@ -68,8 +68,7 @@ class ServerDetailScreen(TableScreen, ServerActions):
     def compose(self) -> ComposeResult:
         yield TopBar(id="topbar")
         yield Static(id="facts")
-        yield FilterBox(placeholder="regex filter — ! in front inverts", id="filter")
-        yield StatusLine(id="statusline")
+        yield filter_bar("regex filter — ! in front inverts")
         yield self.grid
         with VerticalScroll(id="events"):
             yield Static(id="events-text")

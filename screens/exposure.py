@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from emconsole.screens.actions import ACTION_BINDINGS, ServerActions
-from emconsole.screens.base import FILTER_HINT, FilterBox, KeysFooter, StatusLine, TableScreen, TopBar
+from emconsole.screens.base import KeysFooter, TableScreen, TopBar, filter_bar
 from emconsole.screens.grid import Column, Grid
 from rich.text import Text
 from textual.app import ComposeResult
@@ -128,8 +128,7 @@ class ExposureScreen(TableScreen, ServerActions):
 
     def compose(self) -> ComposeResult:
         yield TopBar(id="topbar")
-        yield FilterBox(placeholder=FILTER_HINT, id="filter")
-        yield StatusLine(id="statusline")
+        yield filter_bar()
         yield self.grid
         with VerticalScroll(id="reason"):
             yield Static(id="reason-text")

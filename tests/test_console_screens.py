@@ -258,6 +258,35 @@ async def test_palette_keymap_and_a_failing_worker(console_lab: LabStarter) -> N
         assert isinstance(app.screen, FleetScreen)
 
 
+async def test_the_filter_box_opens_beside_the_status_line_and_the_table_keeps_its_size(
+        console_lab: LabStarter, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`/` and escape lay the screen out once each (the box appears, then goes, on the status
+    line's row); the table below keeps its place and size, and the footer keeps its keys, greyed
+    while the box has the letters."""
+    _lab, config = console_lab(servers=3)
+    app = console_app(config)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_refreshed(pilot, app)
+        fleet = app.screen
+        assert isinstance(fleet, FleetScreen)
+        table, keys = fleet.grid.region, [key.region for key in fleet.query(FooterKey)]
+        layouts: list[object] = []
+        lay_out = fleet._refresh_layout  # counted below
+        monkeypatch.setattr(fleet, "_refresh_layout",
+                            lambda *a, **k: (layouts.append(a), lay_out(*a, **k))[-1])
+        await pilot.press("slash")
+        await pilot.pause()
+        box = fleet.query_one("#filter", FilterBox)
+        assert box.has_focus and box.region.y == fleet.query_one("#statusline").region.y
+        assert fleet.grid.region == table and len(layouts) == 1
+        assert [key.region for key in fleet.query(FooterKey)] == keys
+        assert any(key.description == "Mark" and key.has_class("-disabled") for key in fleet.query(FooterKey))
+        await pilot.press("E", "X", "escape")
+        await pilot.pause()
+        assert not box.display and fleet.grid.has_focus and fleet.grid.region == table and len(layouts) == 2
+        assert not any(key.has_class("-disabled") for key in fleet.query(FooterKey))
+
+
 class _FooterApp(App[None]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("x", "go", "Go")]
     allowed = True
@@ -304,11 +333,11 @@ async def test_footer_composed_again_only_for_a_key_it_never_showed(monkeypatch:
         app.screen.refresh_bindings()
         await pilot.pause()
         assert _footer_keys(app) == [("Go", True)]
-        app.query_one("#box", Input).focus()  # the box takes "x": the key is hidden, in place
-        await pilot.pause()
-        assert _footer_keys(app) == []
-        app.query_one(Grid).focus()
         app.allowed = True
+        app.query_one("#box", Input).focus()  # the box takes "x": the key is greyed out, in place
+        await pilot.pause()
+        assert _footer_keys(app) == [("Go", True)]
+        app.query_one(Grid).focus()
         app.screen.refresh_bindings()
         await pilot.pause()
         assert _footer_keys(app) == [("Go", False)]
