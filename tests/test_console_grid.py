@@ -189,6 +189,25 @@ async def test_unchanged_lines_are_handed_out_again_and_a_boxed_grid_goes_textua
         assert lines[0].startswith("┌") and any("EX1" in line and "no" in line for line in lines)
 
 
+async def test_a_cursor_the_rows_moved_under_is_centred_and_a_key_scrolls_to_the_edge() -> None:
+    """Clearing a filter leaves the cursor's row mid-screen, rows to move to either side without a
+    scroll; a key past the last row on screen scrolls by one row."""
+    app = GridApp()
+    async with app.run_test(size=(60, 12)) as pilot:  # header + 11 rows
+        grid = app.query_one(Grid)
+        fill(grid, 40)
+        grid.focus()
+        grid.set_filter("EX25")
+        await pilot.pause()
+        assert grid.cursor_key == "EX25"
+        grid.set_filter("")
+        await pilot.pause()
+        assert shown_keys(app)[5] == "EX25" and len(shown_keys(app)) == 11  # EX20..EX30, cursor in the middle
+        grid.move_cursor("EX30")
+        await pilot.press("down")
+        assert shown_keys(app)[-1] == "EX31" and grid.cursor_key == "EX31"
+
+
 async def test_highlights_end_one_timer_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
     """Changed cells lose their highlight when due, rows changed later later; one timer is pending."""
     monkeypatch.setattr(grid_module, "HIGHLIGHT_SECONDS", 0.6)
