@@ -151,9 +151,9 @@ class Grid(ScrollView, can_focus=True):
         self._pattern: re.Pattern[str] | None = None
         self._inverted = False
         self._changed: dict[tuple[str, int], float] = {}
-        # Drawn lines by row key, with what they were drawn for (see _line); dropped when a row changes.
-        self._lines: dict[str, tuple[tuple[object, ...], Strip]] = {}
-        self._header: tuple[tuple[object, ...], Strip] | None = None  # the same, for the header line
+        # Drawn lines by row key (None: the header), with what they were drawn for (see _line);
+        # dropped when a row changes.
+        self._lines: dict[str | None, tuple[tuple[object, ...], Strip]] = {}
         self._blank: tuple[tuple[int, Style], Strip] | None = None  # and for the lines below the rows
         # A cell's segments by what they depend on: most cells of a changed row did not change, and
         # values repeat down a column ("on", "ok", builds), so a new line is mostly lookups.
@@ -570,11 +570,7 @@ class Grid(ScrollView, can_focus=True):
     def _line_at(self, y: int, base: Style, layout: tuple[int, int, tuple[object, ...]]) -> Strip:
         width, top, columns = layout
         if y == 0:
-            drawn_for = (base, self.get_component_rich_style("grid--header"), self.sort_column,
-                         self.sort_reverse, tuple(c.label for c in self.columns), columns)
-            if self._header is None or self._header[0] != drawn_for:
-                self._header = (drawn_for, self._line(None, base, width, columns))
-            return self._header[1]
+            return self._line(None, base, width, columns)
         idx = y - 1 + top
         if idx >= len(self._visible):
             if self._blank is None or self._blank[0] != (width, base):
@@ -583,14 +579,15 @@ class Grid(ScrollView, can_focus=True):
         return self._line(self._visible[idx], base, width, columns)
 
     def _line(self, key: str | None, base: Style, width: int, columns: tuple[object, ...]) -> Strip:
+        """A row's line, or the header's (``key`` None). A line is drawn again only when its row or
+        how it is shown changed: filtering and scrolling show lines drawn before (a full repaint of
+        50 lines cost ~25 ms)."""
         header = key is None
-        if header:
+        if key is None:
             row_style = base + self.get_component_rich_style("grid--header")
-            sorted_style = self.get_component_rich_style("grid--sorted", partial=True)
-            cells = [self._header_label(i, c) for i, c in enumerate(self.columns)]
-            gutter = "  "
+            drawn_for: tuple[object, ...] = (row_style, self.sort_column, self.sort_reverse,
+                                             tuple(c.label for c in self.columns), columns)
         else:
-            assert key is not None
             own_style = self._row_style.get(key)
             row_style = base if own_style is None else base + own_style
             marked, cursor = key in self.marks, key == self.cursor_key
@@ -598,17 +595,19 @@ class Grid(ScrollView, can_focus=True):
                 row_style += self.get_component_rich_style("grid--marked", partial=True)
             if cursor:
                 row_style += self.get_component_rich_style("grid--cursor", partial=True)
-            # A row's line is drawn again only when the row or how it is shown changed: filtering and
-            # scrolling show rows drawn before (a full repaint of 50 lines cost ~25 ms).
             highlighted = tuple(i for i in range(len(self.columns)) if (key, i) in self._changed) \
                 if self._changed else ()
             drawn_for = (row_style, marked, cursor, highlighted, columns)
-            drawn = self._lines.get(key)
-            if drawn is not None and drawn[0] == drawn_for:
-                return drawn[1]
+        drawn = self._lines.get(key)
+        if drawn is not None and drawn[0] == drawn_for:
+            return drawn[1]
+        if key is None:
+            sorted_style = self.get_component_rich_style("grid--sorted", partial=True)
+            cells = [self._header_label(i, c) for i, c in enumerate(self.columns)]
+            gutter = "  "
+        else:
             cells = self._rows[key]
-            mark = "●" if key in self.marks else " "
-            gutter = ("▶" if key == self.cursor_key else " ") + mark
+            gutter = ("▶" if cursor else " ") + ("●" if marked else " ")
             changed = self.get_component_rich_style("grid--changed", partial=True)
         fixed: list[Segment] = [Segment(gutter, row_style)]
         scroll: list[Segment] = []
@@ -623,10 +622,9 @@ class Grid(ScrollView, can_focus=True):
         fixed_strip = Strip(fixed)
         scroll_strip = Strip(scroll).crop(round(self.scroll_x), round(self.scroll_x) + width)
         line = Strip.join([fixed_strip, scroll_strip]).adjust_cell_length(width, row_style).crop(0, width)
-        if key is not None:
-            if len(self._lines) > 4096:
-                self._lines.clear()
-            self._lines[key] = (drawn_for, line)
+        if len(self._lines) > 4096:
+            self._lines.clear()
+        self._lines[key] = (drawn_for, line)
         return line
 
     def _cell_segments(self, cell: Text, width: int, style: Style) -> list[Segment]:
