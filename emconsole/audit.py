@@ -103,7 +103,7 @@ class UnknownOutcome:
 
 
 class AuditLog:
-    """Append-only audit log; ``intent()`` returns an id that ``result()`` closes."""
+    """Append-only audit log; ``intents()`` returns the ids that ``result()`` closes."""
 
     def __init__(self, path: Path | str | None = None) -> None:
         self.path = Path(path) if path is not None else default_audit_path()
@@ -156,19 +156,6 @@ class AuditLog:
         ])
         self._pending.update(ids)
         return ids
-
-    def intent(
-        self,
-        *,
-        target: str,
-        action: str,
-        mitigation_ids: Sequence[str] = (),
-        script_sha256: str = "",
-        details: Mapping[str, Any] | None = None,
-    ) -> str:
-        """Record (flushed and fsync'd) that one change is about to be sent; returns its id."""
-        [intent_id] = self.intents([Change(target, action, tuple(mitigation_ids), script_sha256, details)])
-        return intent_id
 
     def result(
         self,

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from emconsole.audit import AuditLog
+from emconsole.audit import AuditLog, Change
 from emconsole.commandlog import CommandLog, CommandLogEntry
 
 
 def test_intent_then_result_closes_the_change(tmp_path: Path) -> None:
     log = AuditLog(tmp_path / "audit.jsonl")
-    iid = log.intent(target="EX01", action="block", mitigation_ids=["M2"], script_sha256="ab" * 32)
+    [iid] = log.intents([Change("EX01", "block", ("M2",), script_sha256="ab" * 32)])
     assert log.records()[0]["kind"] == "intent"
     assert log.unknown_outcomes() == []  # this process still carries it out
     log.result(iid, outcome="done", duration_s=1.25, backups=[{"id": "b1"}])
@@ -27,7 +27,7 @@ def test_intent_then_result_closes_the_change(tmp_path: Path) -> None:
 
 
 def test_intent_without_result_is_unknown_at_next_start(tmp_path: Path) -> None:
-    AuditLog(tmp_path / "a.jsonl").intent(target="EX02", action="delete", mitigation_ids=["M1"])
+    AuditLog(tmp_path / "a.jsonl").intents([Change("EX02", "delete", ("M1",))])
     unknown = AuditLog(tmp_path / "a.jsonl").unknown_outcomes()
     assert [(u.target, u.action, u.mitigation_ids) for u in unknown] == [("EX02", "delete", ("M1",))]
 
@@ -35,14 +35,14 @@ def test_intent_without_result_is_unknown_at_next_start(tmp_path: Path) -> None:
 def test_secrets_are_refused(tmp_path: Path) -> None:
     log = AuditLog(tmp_path / "a.jsonl")
     with pytest.raises(ValueError, match="secret"):
-        log.intent(target="EX01", action="block", details={"password": "x"})
+        log.intents([Change("EX01", "block", details={"password": "x"})])
     assert log.records() == []
 
 
 def test_torn_line_is_skipped(tmp_path: Path) -> None:
     path = tmp_path / "a.jsonl"
     log = AuditLog(path)
-    log.intent(target="EX01", action="reapply")
+    log.intents([Change("EX01", "reapply")])
     with path.open("ab") as fh:
         fh.write(b'{"kind": "intent", "id": "tor')
     assert len(AuditLog(path).records()) == 1
@@ -51,7 +51,7 @@ def test_torn_line_is_skipped(tmp_path: Path) -> None:
 def _writer(path: str, tag: str, count: int) -> None:
     log = AuditLog(path)
     for i in range(count):
-        iid = log.intent(target=f"{tag}{i}", action="block", details={"pad": "x" * 3000})
+        [iid] = log.intents([Change(f"{tag}{i}", "block", details={"pad": "x" * 3000})])
         log.result(iid, outcome="done", duration_s=0.0)
 
 

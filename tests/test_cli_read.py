@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from cliharness import CliLab, running_cli_lab
 
-from emconsole.audit import AuditLog
+from emconsole.audit import AuditLog, Change
 from emconsole.cli.jsonout import (
     AuditDoc,
     DiscoverDoc,
@@ -100,11 +100,10 @@ def test_exposure_and_test_ocs(fleet: CliLab) -> None:
 
 def test_audit_with_unknown_outcomes_and_since(fleet: CliLab) -> None:
     log = AuditLog(fleet.audit_path)
-    done = log.intent(target="LAB-EX01", action="block", mitigation_ids=["M2"],
-                      details={"summary": "block M2"})
+    [done] = log.intents([Change("LAB-EX01", "block", ("M2",), details={"summary": "block M2"})])
     log.result(done, outcome="done", duration_s=0.2, detail="MitigationsBlocked now ['M2']",
                target="LAB-EX01", action="block")
-    log.intent(target="LAB-EX02", action="delete", mitigation_ids=["M2"], details={"backup_id": "B1"})
+    log.intents([Change("LAB-EX02", "delete", ("M2",), details={"backup_id": "B1"})])
     old = {"schema": 1, "kind": "intent", "id": "old1", "time": "2020-01-01T00:00:00+00:00", "operator": "x",
            "pid": 1, "target": "LAB-EX03", "action": "reapply", "mitigation_ids": [], "details": {}}
     with fleet.audit_path.open("a") as fh:

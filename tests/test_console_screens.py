@@ -24,6 +24,8 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Input
 from textual.widgets._footer import FooterKey
 
+from emconsole.audit import Change
+
 console_lab = consolekit.console_lab
 SIZE = (120, 40)
 
@@ -210,7 +212,7 @@ async def test_audit_log_lists_changes_newest_first_with_unknown_outcomes(consol
         audit = app.engine.audit
         # An intent whose result never came (a crash mid-change, in another process).
         other = type(audit)(audit.path)
-        other.intent(target="LAB-EX01", action="disable", mitigation_ids=())
+        other.intents([Change("LAB-EX01", "disable")])
         await pilot.press("L")
         assert isinstance(app.screen, AuditLogScreen)
         await pilot.pause()

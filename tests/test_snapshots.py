@@ -26,6 +26,7 @@ from emconsole.screens.results import ResultsScreen
 from textual.pilot import Pilot
 from textual.widgets import Input
 
+from emconsole.audit import Change
 from emconsole.commandlog import CommandLog
 from emconsole.config import Config
 
@@ -206,8 +207,7 @@ def test_audit_log(snap_compare: Any, console_lab: LabStarter, size: tuple[int, 
         await wait_until(pilot, lambda: isinstance(app.screen, ResultsScreen) and app.screen.run.finished)
         await pilot.press("escape")
         assert app.engine is not None
-        type(app.engine.audit)(app.engine.audit.path).intent(target="LAB-EX01", action="block",
-                                                             mitigation_ids=["M2"])
+        type(app.engine.audit)(app.engine.audit.path).intents([Change("LAB-EX01", "block", ("M2",))])
         _freeze_audit(config)
         await pilot.press("L")
         freeze(app)
