@@ -522,8 +522,9 @@ class Grid(ScrollView, can_focus=True):
     def render_lines(self, crop: Region) -> list[Strip]:
         """The lines drawn before, as they were. Textual's own line cache (``_styles_cache``) draws
         every line of a widget again after each refresh of it — a filter, a focus change, the ages
-        ticking — passing each through its box model and line filters into two new Strips (~0.4 ms a
-        line, ~20 ms a table of 500 servers). A grid with no border, padding, outline, tint, hatch
+        ticking — passing each through its box model and line filters into two new Strips (~0.5 ms a
+        line: during a refresh of 500 servers a frame that drew the whole table took 28 ms of CPU,
+        the others 5). A grid with no border, padding, outline, tint, hatch
         or opacity (its own CSS) needs none of that: its lines (cached by row) go through the line
         filters alone, whose result each Strip caches. A grid styled with any goes Textual's way.
         The widget's style is looked up once per frame, not once per line (~50 us each)."""
