@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from typing import Any
 
 import pytest
 from emconsole.backends.lab.demo import start_demo_lab
 from emconsole.screens.app import EmConsoleApp, Session
+from emconsole.screens.fleet import FleetScreen
 from textual.pilot import Pilot
+from textual.screen import Screen
 
 from emconsole.cli.console_cmd import session_for
 from emconsole.config import Config
@@ -72,6 +75,31 @@ async def wait_refreshed(pilot: Pilot[Any], app: EmConsoleApp, timeout: float = 
                 and all(v.refreshed_at is not None and not v.loading for v in app.views()))
 
     await wait_until(pilot, refreshed, timeout)
+
+
+@asynccontextmanager
+async def fleet_on(config: Config, size: tuple[int, int]
+                   ) -> AsyncIterator[tuple[EmConsoleApp, Pilot[Any], FleetScreen]]:
+    """The console on ``config`` at ``size``, its first refresh done, showing the fleet screen."""
+    app = console_app(config)
+    async with app.run_test(size=size) as pilot:
+        await wait_refreshed(pilot, app)
+        fleet = app.screen
+        assert isinstance(fleet, FleetScreen)
+        yield app, pilot, fleet
+
+
+def count_layouts(monkeypatch: pytest.MonkeyPatch, screen: Screen[Any]) -> list[None]:
+    """One entry per layout of the whole ``screen`` from now on (Textual's ``_refresh_layout``)."""
+    layouts: list[None] = []
+    lay_out = screen._refresh_layout
+
+    def counted(*args: Any, **kwargs: Any) -> None:
+        layouts.append(None)
+        lay_out(*args, **kwargs)
+
+    monkeypatch.setattr(screen, "_refresh_layout", counted)
+    return layouts
 
 
 def screen_text(app: EmConsoleApp) -> str:

@@ -5,7 +5,7 @@ action that closes it — through the normal confirm, checked on the lab's own s
 from __future__ import annotations
 
 import consolekit
-from consolekit import LabStarter, console_app, screen_text, wait_refreshed, wait_until
+from consolekit import LabStarter, console_app, fleet_on, screen_text, wait_refreshed, wait_until
 from emconsole.screens.app import EmConsoleApp
 from emconsole.screens.confirm import ConfirmScreen
 from emconsole.screens.detail import ServerDetailScreen
@@ -74,11 +74,7 @@ async def jump(pilot: Pilot[None], app: EmConsoleApp, screen: ExposureScreen, se
 
 async def test_every_kind_of_cell_worst_first_with_its_reason(console_lab: LabStarter) -> None:
     _lab, config = console_lab(servers=6, faults=FAULTS, scripted=SCRIPTED)
-    app = console_app(config)
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_refreshed(pilot, app)
-        fleet = app.screen
-        assert isinstance(fleet, FleetScreen)
+    async with fleet_on(config, SIZE) as (app, pilot, fleet):
         column = {k: fleet.grid.row(k)[EXPOSURE_COLUMN].plain for k in fleet.grid.row_keys}
         assert column == {"LAB-EX01": "protected", "LAB-EX02": "M2 at risk", "LAB-EX03": "M2 exposed",
                           "LAB-EX04": "M2 leftovers", "LAB-EX05": "M2 exposed", "LAB-EX06": "?"}

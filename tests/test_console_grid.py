@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from consolekit import count_layouts
 from emconsole.screens import grid as grid_module
 from emconsole.screens.grid import Column, Grid
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.geometry import Region
-from textual.screen import Screen
 from textual.strip import Strip
 
 
@@ -138,16 +138,9 @@ class CountingApp(App[None]):
 async def test_a_filter_draws_only_when_the_rows_shown_change(monkeypatch: pytest.MonkeyPatch) -> None:
     """Typing a filter that keeps the same rows draws no line; one that changes them draws the table
     without laying the screen out, and the scrollbar follows; only a scrollbar going lays out."""
-    layouts: list[object] = []
-    lay_out = Screen._refresh_layout
-
-    def counted(self: Screen[object], *args: object, **kwargs: object) -> None:
-        layouts.append(self)
-        lay_out(self, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(Screen, "_refresh_layout", counted)
     app = CountingApp()
     async with app.run_test(size=(60, 12)) as pilot:  # header + 11 rows
+        layouts = count_layouts(monkeypatch, app.screen)
         grid = app.query_one(CountingGrid)
         fill(grid, 30)
         for _ in range(20):  # until the frames of the fill are all drawn (a loaded machine lags)

@@ -9,7 +9,15 @@ from typing import ClassVar
 
 import consolekit
 import pytest
-from consolekit import LabStarter, console_app, screen_text, wait_refreshed, wait_until
+from consolekit import (
+    LabStarter,
+    console_app,
+    count_layouts,
+    fleet_on,
+    screen_text,
+    wait_refreshed,
+    wait_until,
+)
 from emconsole.screens import app as app_module
 from emconsole.screens.base import FilterBox, KeysFooter, TopBar
 from emconsole.screens.detail import ServerDetailScreen
@@ -56,11 +64,7 @@ async def test_rows_load_one_by_one_and_a_faulty_server_shows_its_error(console_
 
 async def test_filter_sort_marks_and_cursor_survive_a_refresh(console_lab: LabStarter) -> None:
     _lab, config = console_lab(servers=5)
-    app = console_app(config)
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_refreshed(pilot, app)
-        fleet = app.screen
-        assert isinstance(fleet, FleetScreen)
+    async with fleet_on(config, SIZE) as (app, pilot, fleet):
         await pilot.press("slash", *"EX0[124]", "enter")
         await pilot.press("s", "s", "s", "s")  # health ▲, health ▼, server ▲, server ▼
         await pilot.pause()
@@ -87,11 +91,7 @@ async def test_snapshots_reach_the_rows_in_batches(console_lab: LabStarter,
     it in its age and keeps the rest; a new state makes every cell again. Many handed over at once
     go in slices, with a turn of the event loop (a key's) between them."""
     _lab, config = console_lab(servers=3)
-    app = console_app(config)
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_refreshed(pilot, app)
-        fleet = app.screen
-        assert isinstance(fleet, FleetScreen)
+    async with fleet_on(config, SIZE) as (app, _pilot, fleet):
         assert app.engine is not None
         view = app.engine.view("LAB-EX02")
         assert view.state is not None
@@ -129,11 +129,8 @@ async def test_rows_wait_while_keys_come_and_follow_once_they_stop(
     """While the operator types, a batch of server updates waits (the frame a key needs holds only
     its own change); it is shown once no key came for KEY_QUIET_S, and a refresh's end shows all."""
     _lab, config = console_lab(servers=3)
-    app = console_app(config)
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_refreshed(pilot, app)
-        fleet = app.screen
-        assert isinstance(fleet, FleetScreen) and app.engine is not None
+    async with fleet_on(config, SIZE) as (app, pilot, fleet):
+        assert app.engine is not None
         view = app.engine.view("LAB-EX02")
         assert view.state is not None
 
@@ -266,16 +263,9 @@ async def test_the_filter_box_opens_beside_the_status_line_and_the_table_keeps_i
     line's row); the table below keeps its place and size, and the footer keeps its keys, greyed
     while the box has the letters."""
     _lab, config = console_lab(servers=3)
-    app = console_app(config)
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_refreshed(pilot, app)
-        fleet = app.screen
-        assert isinstance(fleet, FleetScreen)
+    async with fleet_on(config, SIZE) as (_app, pilot, fleet):
         table, keys = fleet.grid.region, [key.region for key in fleet.query(FooterKey)]
-        layouts: list[object] = []
-        lay_out = fleet._refresh_layout  # counted below
-        monkeypatch.setattr(fleet, "_refresh_layout",
-                            lambda *a, **k: (layouts.append(a), lay_out(*a, **k))[-1])
+        layouts = count_layouts(monkeypatch, fleet)
         await pilot.press("slash")
         await pilot.pause()
         box = fleet.query_one("#filter", FilterBox)
@@ -368,10 +358,7 @@ async def test_filter_box_typing_lays_nothing_out_and_scrolls_to_the_cursor(
         box = app.query_one(FilterBox)
         box.focus()
         await pilot.pause()
-        layouts: list[int] = []
-        refresh_layout = app.screen._refresh_layout
-        monkeypatch.setattr(app.screen, "_refresh_layout",
-                            lambda *a, **k: (layouts.append(1), refresh_layout(*a, **k))[1])
+        layouts = count_layouts(monkeypatch, app.screen)
         typed = "abcdefghijklmnopqrstuvwxyz0123456789XYZ"  # longer than the box's 18 cells
         await pilot.press(*typed)
         await pilot.pause()
