@@ -28,7 +28,7 @@ from emconsole.audit import NOT_SENT_OUTCOME, UNKNOWN_OUTCOME, AuditLog, Change
 from emconsole.backends.base import Backend, BackendFailure, RawResult
 from emconsole.commandlog import CommandLog, CommandLogEntry
 from emconsole.config import Config, ServerConfig
-from emconsole.knowledge import CatalogueEntry, Knowledge
+from emconsole.knowledge import Catalogue, CatalogueEntry, Knowledge
 from emconsole.models import (
     ActionKind,
     ActionOutcome,
@@ -184,6 +184,8 @@ class FleetEngine:
         self._refresh_lock: asyncio.Lock | None = None
         self._change_locks: dict[str, asyncio.Lock] = {}
         self._listeners: list[Callable[[ServerView], None]] = []
+        #: Per server: the status script and what it was built from (its config, the catalogue).
+        self._status_scripts: dict[str, tuple[ServerConfig, Catalogue, RemoteScript]] = {}
         self._closed = False
 
     # ------------------------------------------------------------------ views
@@ -267,8 +269,16 @@ class FleetEngine:
         return results.server_state(doc, server.name, self.knowledge.catalogue)
 
     def _status_script(self, server: ServerConfig) -> RemoteScript:
-        services, pools = _services_and_pools(self.knowledge.catalogue.entries)
-        return scripts.build_status(server.name, server.ems.value, services, pools)
+        """Built once per server and catalogue, not per refresh: on the event loop, building it for
+        500 servers took ~90 ms of each refresh (loop CPU, 500 servers)."""
+        catalogue = self.knowledge.catalogue
+        built = self._status_scripts.get(server.name)
+        if built is not None and built[0] is server and built[1] is catalogue:
+            return built[2]
+        services, pools = _services_and_pools(catalogue.entries)
+        script = scripts.build_status(server.name, server.ems.value, services, pools)
+        self._status_scripts[server.name] = (server, catalogue, script)
+        return script
 
     async def _read_state(self, name: str) -> ServerView:
         """One status script: on success the state replaces the last one; on failure it is kept."""

@@ -378,6 +378,17 @@ class ServerState(_Frozen):
         return is_blocked(mitigation_id, self.blocked)
 
 
+def same_reading(a: ServerState | None, b: ServerState | None) -> bool:
+    """Whether two snapshots say the same but for when they were read: a refresh that found nothing
+    new makes a new (equal) state, and what the screens made from the old one still holds."""
+    if a is b:
+        return True
+    if a is None or b is None:
+        return False
+    mine, theirs = a.__dict__, b.__dict__
+    return all(value == theirs[name] for name, value in mine.items() if name != "read_time")
+
+
 # --------------------------------------------------------------------------- failures
 
 

@@ -243,9 +243,12 @@ class EmConsoleApp(App[int]):
     def exposures(self, view: ServerView) -> list[Exposure]:
         """The server's cells (one per CVE), assessed once per snapshot: the fleet's Exposure column
         and the Exposure view share them, and a view that only changed its loading or busy flag
-        costs nothing."""
+        costs nothing, nor does a snapshot that says what the last one said."""
+        from emconsole.models import same_reading
+
         cached = self._exposures.get(view.name)
-        if cached is not None and cached[0] is view.state and cached[1] is view.failure:
+        if cached is not None and cached[1] is view.failure and same_reading(cached[0], view.state):
+            self._exposures[view.name] = (view.state, view.failure, cached[2])
             return cached[2]
         from emconsole.exposure import assess_fleet
 

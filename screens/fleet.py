@@ -13,6 +13,7 @@ from textual.screen import ModalScreen
 
 if TYPE_CHECKING:
     from emconsole.engine import ServerView
+    from emconsole.models import ServerState
 
 
 def _site(view: ServerView) -> str:
@@ -61,7 +62,7 @@ class FleetScreen(TableScreen, ServerActions):
         self._shown_state: set[str] = set()
         self._exposed: set[str] = set()  # servers with an exposed cell (the top bar counts them)
         #: Per server: what its cells were made from (see _inputs) and the cells.
-        self._made: dict[str, tuple[tuple[object, ...], list[Text]]] = {}
+        self._made: dict[str, tuple[tuple[object, ...], ServerState | None, list[Text]]] = {}
 
     def markable(self) -> bool:
         return True
@@ -105,23 +106,27 @@ class FleetScreen(TableScreen, ServerActions):
         from emconsole.screens.format import LOADING
         from emconsole.screens.format import age as age_text
 
+        from emconsole.models import same_reading
+
         app = self.console_app
         inputs = self._inputs(view)
         made = self._made.get(view.name)
-        if made is not None and all(a is b for a, b in zip(made[0], inputs, strict=True)):
-            cells = list(made[1])
+        if (made is not None and all(a is b for a, b in zip(made[0], inputs, strict=True))
+                and same_reading(made[1], view.state)):
+            cells = made[2]
         else:
             cells = self._make_cells(view)
-            self._made[view.name] = (inputs, cells)
-            cells = list(cells)
+        self._made[view.name] = (inputs, view.state, cells)
+        cells = list(cells)
         cells[AGE_COLUMN] = (Text(LOADING, style="cyan") if view.loading
                              else Text(age_text(view.refreshed_at, app.clock())))
         return cells
 
     def _inputs(self, view: ServerView) -> tuple[object, ...]:
-        """Everything but the clock that a row shows, compared by identity (a frozen snapshot)."""
+        """Everything but the clock and the state that a row shows, compared by identity (a frozen
+        snapshot; the state is compared by ``same_reading``)."""
         app = self.console_app
-        return (view.config, view.state, view.failure, view.pending_check, view.busy,
+        return (view.config, view.failure, view.pending_check, view.busy,
                 app.busy.get(view.name), app.ocs_results.get(view.name), view.loading and view.state is None,
                 app.knowledge)
 

@@ -32,6 +32,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Input
 from textual.widgets._footer import FooterKey
 
+from emconsole import exposure as exposure_module
 from emconsole.audit import Change
 
 console_lab = consolekit.console_lab
@@ -122,6 +123,29 @@ async def test_snapshots_reach_the_rows_in_batches(console_lab: LabStarter,
         assert left_between and 0 < left_between[0] < len(views), left_between
         rows = [fleet.grid.row(v.name) for v in views]
         assert not app._pending and all(row is not None and "catching up" in row[12].plain for row in rows)
+
+
+async def test_a_refresh_that_finds_nothing_new_makes_no_cells_again(console_lab: LabStarter,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A state read again (a new object) that says what the last one said keeps its row's cells and
+    exposure cells; a server whose state changed gets its cells made again, and shows it."""
+    lab, config = console_lab(servers=3)
+    async with fleet_on(config, SIZE) as (app, pilot, fleet):
+        made: list[str] = []
+        make = fleet._make_cells
+        monkeypatch.setattr(fleet, "_make_cells", lambda view: made.append(view.name) or make(view))
+        assessed: list[str] = []
+        assess = exposure_module.assess_fleet
+        monkeypatch.setattr(exposure_module, "assess_fleet",
+                            lambda views, *a: assessed.extend(v.name for v in views) or assess(views, *a))
+        lab.org.server("LAB-EX02").record.blocked = ["M7"]
+        before = {v.name: v.state for v in app.views()}
+        await pilot.press("r")
+        await wait_until(pilot, lambda: all(v.state is not before[v.name] for v in app.views()))
+        await wait_refreshed(pilot, app)
+        assert made == ["LAB-EX02"] and assessed == ["LAB-EX02"]
+        row = fleet.grid.row("LAB-EX02")
+        assert row is not None and row[8].plain == "M7"
 
 
 async def test_rows_wait_while_keys_come_and_follow_once_they_stop(

@@ -6,9 +6,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 from enginefixture import lab_engine, refreshed
 
 from emconsole.models import FailureKind
+from emconsole.remote import scripts
 
 FAULTS = "hang:2;refuse:3;wrong-credentials:4;ems-unavailable:5;ad-second-hop:6;garbage:7;truncate:8"
 EXPECTED = {
@@ -56,12 +58,17 @@ async def test_mixed_fault_fleet(tmp_path: Path) -> None:
         lab.stop()
 
 
-async def test_warm_refresh_is_two_round_trips(tmp_path: Path) -> None:
+async def test_warm_refresh_is_two_round_trips(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     lab, engine = lab_engine(tmp_path, servers=3)
+    built: list[str] = []
+    build = scripts.build_status
+    monkeypatch.setattr(scripts, "build_status", lambda name, *a: built.append(name) or build(name, *a))
     try:
         await refreshed(engine)
+        assert sorted(built) == ["LAB-EX01", "LAB-EX02", "LAB-EX03"]
         before = lab.fleet.counters.snapshot()["by_action"]
         views = await refreshed(engine)
+        assert len(built) == 3, "the status scripts were built again"
         assert all(v.failure is None for v in views.values())
         warm = [e for e in engine.command_log.entries()[-3:]]
         assert [e.round_trips for e in warm] == [2, 2, 2]

@@ -27,6 +27,7 @@ from emconsole.models import (
     parse_mitigation_kind,
     parse_mitigation_status,
     same_base_id,
+    same_reading,
 )
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
@@ -126,6 +127,16 @@ def test_parse_kind(raw: str, kind: MitigationKind) -> None:
 
 def _state(**kw: object) -> ServerState:
     return ServerState.model_validate({"name": "EX01", "read_time": NOW, **kw})
+
+
+def test_same_reading_looks_past_the_read_time_only() -> None:
+    state = _state(applied=("M1.1.0",), blocked=("M2",), org_enabled=True)
+    later = _state(applied=("M1.1.0",), blocked=("M2",), org_enabled=True,
+                   read_time=NOW + timedelta(minutes=5))
+    assert state is not later and same_reading(state, later) and same_reading(later, state)
+    assert not same_reading(state, _state(applied=("M1.1.0",), blocked=(), org_enabled=True))
+    assert not same_reading(state, _state(applied=("M1.1.0",), blocked=("M2",), org_enabled=False))
+    assert same_reading(None, None) and not same_reading(state, None) and not same_reading(None, state)
 
 
 @pytest.mark.parametrize(
