@@ -483,12 +483,30 @@ class FleetEngine:
         outcomes as they end."""
         self._refuse_if_read_only()
         changes = [self._change(plan.request, step) for step in plan.steps]
-        intents = await asyncio.to_thread(self.audit.intents, changes)
+        intents = await self._record_intents(changes)
         steps = [self._execute_step(plan.request, step, intent)
                  for step, intent in zip(plan.steps, intents, strict=True)]
         async with aclosing(_as_completed(steps)) as outcomes:
             async for outcome in outcomes:
                 yield outcome
+
+    async def _record_intents(self, changes: list[Change]) -> list[str]:
+        """The intents, on record before anything is sent. Cancelled meanwhile, the write still ends
+        (it runs on in its thread): its intents are then closed as "not sent" at once, not left for
+        the next start to list as "outcome unknown"."""
+        write = asyncio.ensure_future(asyncio.to_thread(self.audit.intents, changes))
+        try:
+            return await asyncio.shield(write)
+        except asyncio.CancelledError:
+            ids = await asyncio.shield(write)
+            await asyncio.shield(asyncio.to_thread(self._close_unsent, ids, changes))
+            raise
+
+    def _close_unsent(self, intents: list[str], changes: list[Change]) -> None:
+        for intent, change in zip(intents, changes, strict=True):
+            self.audit.result(intent, outcome=NOT_SENT_OUTCOME, duration_s=0.0,
+                              detail="cancelled before it was sent", target=change.target,
+                              action=change.action)
 
     @staticmethod
     def _change(request: ActionRequest, step: PlannedStep) -> Change:
@@ -506,7 +524,7 @@ class FleetEngine:
                 this = step
             else:
                 this = self._replan(step, name)
-                [intent] = await asyncio.to_thread(self.audit.intents, [self._change(request, this)])
+                [intent] = await self._record_intents([self._change(request, this)])
             outcome = await self._execute_on(request, this, intent)
             if outcome.failure is None or outcome.failure.kind not in _TRY_NEXT or not step.fallbacks:
                 return outcome

@@ -4,6 +4,8 @@ the lab's own state — against both block-matching settings."""
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from contextlib import aclosing
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import pytest
 from emconsole.backends.lab.exchange.directory import is_blocked as lab_is_blocked
 from enginefixture import collect, lab_engine, refreshed
 
+from emconsole.audit import Change
 from emconsole.engine import FleetEngine, PlanError, ReadOnlyError
 from emconsole.labconfig import Lab
 from emconsole.models import ActionKind, ActionOutcome, ActionRequest, ActionScope, OutcomeStatus
@@ -157,6 +160,40 @@ async def test_a_plan_is_on_record_before_its_first_change_and_a_cancelled_wait_
                    if r["kind"] == "result" and r["target"] == EX1}
         assert (EX1, "block", "not_sent", "cancelled before it was sent") in results, results
         assert engine.audit.unknown_outcomes() == []
+    finally:
+        await engine.aclose()
+        lab.stop()
+
+
+async def test_a_plan_cancelled_while_its_intents_are_written_is_on_record_as_not_sent(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The intents' write runs on in its thread when the operator cancels meanwhile: once it ends, each
+    intent gets its "not sent" result, so the next start lists no "outcome unknown"; nothing is sent."""
+    lab, engine = lab_engine(tmp_path, servers=2)
+    try:
+        await refreshed(engine)
+        plan = engine.plan(ActionRequest(kind=ActionKind.BLOCK, servers=(EX1, "LAB-EX02"),
+                                         mitigation_ids=("M2",)))
+        write = engine.audit.intents
+        writing = threading.Event()
+
+        def slow_write(changes: list[Change]) -> list[str]:
+            writing.set()
+            time.sleep(0.3)
+            return write(changes)
+
+        monkeypatch.setattr(engine.audit, "intents", slow_write)
+        running = asyncio.ensure_future(collect(engine.execute(plan)))
+        await asyncio.to_thread(writing.wait, 5)
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+        records = engine.audit.records()
+        assert sorted((r["kind"], r["target"]) for r in records) == [
+            ("intent", EX1), ("intent", "LAB-EX02"), ("result", EX1), ("result", "LAB-EX02")]
+        assert {r["outcome"] for r in records if r["kind"] == "result"} == {"not_sent"}
+        assert engine.audit.unknown_outcomes() == []
+        assert all(lab.org.server(n).record.blocked == [] for n in (EX1, "LAB-EX02"))
     finally:
         await engine.aclose()
         lab.stop()
