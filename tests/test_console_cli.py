@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import consolekit
+import pytest
 from consolekit import LabStarter
 
 console_lab = consolekit.console_lab
@@ -92,3 +93,16 @@ def test_prompted_password_is_asked_once_before_the_console_starts(console_lab: 
     finally:
         term.send(b"\x11")  # ctrl+q
         assert term.close() == 0
+
+
+@pytest.mark.parametrize(("operator_fps", "period"), [(None, 1 / 120), ("30", 1 / 30)])
+def test_frames_come_up_to_120_a_second_unless_the_operator_sets_textual_fps(
+        operator_fps: str | None, period: float) -> None:
+    """Textual's frame slot (1/TEXTUAL_FPS) bounds how long a key's frame waits: the console sets 120
+    before any screen imports Textual; an operator's own setting is kept."""
+    env = {k: v for k, v in os.environ.items() if k != "TEXTUAL_FPS"}
+    if operator_fps is not None:
+        env["TEXTUAL_FPS"] = operator_fps
+    probe = "import emconsole.screens.app, textual.screen as s; print(s.UPDATE_PERIOD)"
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert float(out.stdout) == pytest.approx(period)
