@@ -283,7 +283,8 @@ class EmConsoleApp(App[int]):
     async def hand_over(self) -> None:
         """Hand every queued snapshot to the screens before going on (a refresh or an action ended),
         whether or not the operator is typing; a batch waiting for its time is called off, one
-        already running finds the queue empty. In slices with a turn of the event loop between them:
+        already running finds the queue empty; the top bars then show the latest at once. In slices
+        with a turn of the event loop between them:
         in one go, the ~500 snapshots a refresh held back while keys were typed took 230-320 ms of
         the loop at its end, and a key typed then waited for all of them (asyncio debug, 500 servers)."""
         if self._batch_timer is not None:
@@ -292,6 +293,7 @@ class EmConsoleApp(App[int]):
             self._batch_due = False
         while self._deliver(UPDATE_SLICE):
             await asyncio.sleep(0)
+        self._publish_status()
 
     async def _hand_over_batch(self) -> None:
         # Give the event loop a turn first: the app's message queue runs its callbacks back to back,
@@ -299,13 +301,17 @@ class EmConsoleApp(App[int]):
         # all of them (bench/ui_load.py: 500 rows turning "loading" held a key ~85 ms).
         self._batch_timer = None
         await asyncio.sleep(0)
-        quiet = self._key_at + KEY_QUIET_S - time.monotonic()
+        quiet = self.typing_for()
         if quiet > MIN_TIMER_S:  # the operator is typing: the rows wait
             self._schedule_batch(quiet)
             return
         self._batch_due = False
         if self._deliver(UPDATE_SLICE):
             self._schedule_batch(0.0)
+
+    def typing_for(self) -> float:
+        """Seconds until the operator counts as no longer typing (0: no key for KEY_QUIET_S)."""
+        return max(0.0, self._key_at + KEY_QUIET_S - time.monotonic())
 
     async def on_event(self, event: events.Event) -> None:
         """Note when the last key came (server batches wait for a pause in the typing)."""
@@ -343,12 +349,17 @@ class EmConsoleApp(App[int]):
     def _publish_status_soon(self) -> None:
         """The top bars while servers answer one after another: at once, then at most every
         STATUS_INTERVAL (a refresh of 500 servers redrew them 1,000 times, each counting every
-        server); the last change is always drawn."""
-        wait = self._status_at + STATUS_INTERVAL - time.monotonic()
+        server), and not while the operator types (as the rows: the frame a key waits for stays its
+        own, not one that also redraws the top bar); the last change is always drawn."""
+        wait = max(self._status_at + STATUS_INTERVAL - time.monotonic(), self.typing_for())
         if wait <= MIN_TIMER_S:
             self._publish_status()
         elif self._status_timer is None:
-            self._status_timer = self.set_timer(wait, self._publish_status)
+            self._status_timer = self.set_timer(wait, self._status_due)
+
+    def _status_due(self) -> None:
+        self._status_timer = None
+        self._publish_status_soon()  # now, or once the typing pauses
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("refresh_now", "toggle_pause") and self.engine is None:

@@ -177,6 +177,33 @@ async def test_rows_wait_while_keys_come_and_follow_once_they_stop(
         assert time.monotonic() - started >= 0.3
 
 
+async def test_the_top_bar_and_the_ages_wait_while_keys_come(console_lab: LabStarter,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """As the rows: while the operator types, the top bar's progress is not redrawn (it shows the
+    latest once no key came for KEY_QUIET_S) and the ages do not tick."""
+    _lab, config = console_lab(servers=3)
+    async with fleet_on(config, SIZE) as (app, pilot, fleet):
+        monkeypatch.setattr(app_module, "KEY_QUIET_S", 0.5)
+        app.refreshing, app.refresh_total, app.refresh_done = True, 3, 0  # as _run_refresh sets them
+        app._publish_status()
+        assert "⟳ 0/3" in screen_text(app)
+        ticked: list[int] = []
+        monkeypatch.setattr(fleet.grid, "set_cells", lambda column, values: ticked.append(column))
+        typed = time.monotonic()  # the key comes after this
+        await pilot.press("down")
+        app.refresh_done = 1
+        app._publish_status_soon()  # as each server's answer does
+        fleet._tick()
+        await asyncio.sleep(3 * app_module.STATUS_INTERVAL)
+        assert "⟳ 0/3" in screen_text(app) and ticked == []
+        await wait_until(pilot, lambda: "⟳ 1/3" in screen_text(app))
+        assert time.monotonic() - typed >= 0.5 - app_module.MIN_TIMER_S  # a wait that short is none
+        fleet._tick()
+        assert ticked
+        app.refreshing = False
+        app._publish_status()
+
+
 async def test_matrix_and_mitigation_list_follow_the_servers(console_lab: LabStarter) -> None:
     lab, config = console_lab(servers=3)
     app = console_app(config)
