@@ -61,7 +61,7 @@ class FleetScreen(TableScreen, ServerActions):
         super().__init__()
         self._shown_state: set[str] = set()
         self._exposed: set[str] = set()  # servers with an exposed cell (the top bar counts them)
-        #: Per server: what its cells were made from (see _inputs) and the cells.
+        #: Per server: what its cells were made from (see _inputs), its state, and the cells.
         self._made: dict[str, tuple[tuple[object, ...], ServerState | None, list[Text]]] = {}
 
     def markable(self) -> bool:
