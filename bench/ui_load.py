@@ -44,6 +44,8 @@ CURSOR_KEYS = ("down", "down", "down", "up", "up")
 FLEET_FILTER = "EX1"
 MITIGATION_FILTERS = ("M2.1", "!PING1")
 TARGET_MS = 100.0
+#: DESIGN.md: keys answered within this (p95) while 500 servers refresh.
+KEY_TARGET_MS = 50.0
 #: The paced phase: an operator's key every this many seconds, slower than the console's
 #: KEY_QUIET_S, so that the rows are drawn between the keys (back to back, they wait).
 PACED_GAP_S = 0.15
@@ -274,7 +276,14 @@ def bench(quick: bool) -> Section:
                  "the server updates back: with keys back to back the rows catch up when the typing stops "
                  "or the refresh ends; "
                  f"with a key every {1000 * PACED_GAP_S:.0f} ms they are drawn between the keys.")
-    for phase in m.phases[:-1]:
+    refreshing = m.phases[:-1]
+    worst = max(1000 * pct(keys, 0.95) for phase in refreshing for keys in (phase.cursor, phase.filtering))
+    section.note(f"**Target** (DESIGN.md) keys answered within {KEY_TARGET_MS:.0f} ms p95 while {servers} "
+                 "servers refresh: " + "; ".join(
+                     f"{phase.name} cursor {1000 * pct(phase.cursor, 0.95):.0f} ms, filter characters "
+                     f"{1000 * pct(phase.filtering, 0.95):.0f} ms" for phase in refreshing)
+                 + f" — {'met' if worst <= KEY_TARGET_MS else 'missed'}.")
+    for phase in refreshing:
         section.note(f"{phase.name}: {servers} servers in {phase.wall_s:.1f} s while keys were typed, "
                      f"{phase.fps:.0f} frames/s; CPU meanwhile: the console {phase.console_cores:.2f} cores "
                      f"and its WinRM worker process {phase.worker_cores:.2f}, "
