@@ -504,9 +504,15 @@ class FleetEngine:
 
     def _close_unsent(self, intents: list[str], changes: list[Change]) -> None:
         for intent, change in zip(intents, changes, strict=True):
-            self.audit.result(intent, outcome=NOT_SENT_OUTCOME, duration_s=0.0,
-                              detail="cancelled before it was sent", target=change.target,
-                              action=change.action)
+            self._close_cancelled(intent, change.target, change.action, sent=False, duration_s=0.0)
+
+    def _close_cancelled(self, intent: str, target: str, action: str, *, sent: bool,
+                         duration_s: float) -> None:
+        """A cancelled change's result: "unknown" once it may have been sent, else "not sent"."""
+        self.audit.result(intent, outcome=UNKNOWN_OUTCOME if sent else NOT_SENT_OUTCOME,
+                          duration_s=duration_s,
+                          detail="cancelled while running" if sent else "cancelled before it was sent",
+                          target=target, action=action)
 
     @staticmethod
     def _change(request: ActionRequest, step: PlannedStep) -> Change:
@@ -552,11 +558,8 @@ class FleetEngine:
                 finally:
                     self._set(name, busy=None)
         except asyncio.CancelledError:
-            await asyncio.to_thread(
-                self.audit.result, intent, outcome=UNKNOWN_OUTCOME if sent else NOT_SENT_OUTCOME,
-                duration_s=time.monotonic() - start,
-                detail="cancelled while running" if sent else "cancelled before it was sent",
-                target=name, action=request.kind.value)
+            await asyncio.to_thread(self._close_cancelled, intent, name, request.kind.value, sent=sent,
+                                    duration_s=time.monotonic() - start)
             raise
         outcome = outcome.model_copy(update={"duration": time.monotonic() - start})
         await asyncio.to_thread(
