@@ -583,7 +583,6 @@ class Grid(ScrollView, can_focus=True):
         """A row's line, or the header's (``key`` None). A line is drawn again only when its row or
         how it is shown changed: filtering and scrolling show lines drawn before (a full repaint of
         50 lines cost ~25 ms)."""
-        header = key is None
         if key is None:
             row_style = base + self.get_component_rich_style("grid--header")
             drawn_for: tuple[object, ...] = (row_style, self.sort_column, self.sort_reverse,
@@ -602,23 +601,22 @@ class Grid(ScrollView, can_focus=True):
         drawn = self._lines.get(key)
         if drawn is not None and drawn[0] == drawn_for:
             return drawn[1]
+        accents: dict[int | None, Style]  # by column: what is drawn over the row's style
         if key is None:
-            sorted_style = self.get_component_rich_style("grid--sorted", partial=True)
+            accents = {self.sort_column: self.get_component_rich_style("grid--sorted", partial=True)}
             cells = [self._header_label(i, c) for i, c in enumerate(self.columns)]
             gutter = "  "
         else:
+            changed = self.get_component_rich_style("grid--changed", partial=True)
+            accents = {i: changed for i in highlighted}
             cells = self._rows[key]
             gutter = ("▶" if cursor else " ") + ("●" if marked else " ")
-            changed = self.get_component_rich_style("grid--changed", partial=True)
         fixed: list[Segment] = [Segment(gutter, row_style)]
         scroll: list[Segment] = []
         for i, col in enumerate(self.columns):
             cell = cells[i] if i < len(cells) else Text("")
-            style = row_style
-            if header and i == self.sort_column:
-                style = row_style + sorted_style
-            elif not header and key is not None and (key, i) in self._changed:
-                style = row_style + changed
+            accent = accents.get(i)
+            style = row_style if accent is None else row_style + accent
             (fixed if i < self.fixed_columns else scroll).extend(self._cell_segments(cell, col.width, style))
         fixed_strip = Strip(fixed)
         scroll_strip = Strip(scroll).crop(round(self.scroll_x), round(self.scroll_x) + width)
