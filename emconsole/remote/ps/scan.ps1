@@ -1,5 +1,6 @@
 # Every EEMS rewrite rule and precondition at server level, in both sites and in their applications.
 # A rule inherited by a child path is reported once, at the first (outermost) path it is seen.
+# Section by section, what each section means worked out once (not once per path: 75 times).
 $Found = @()
 if ($DoScan) {
 $Locs = @('MACHINE/WEBROOT/APPHOST')
@@ -16,15 +17,16 @@ foreach ($site in @('Default Web Site', 'Exchange Back End')) {
     }
 }
 $Seen = @()
-foreach ($loc in $Locs) {
-    foreach ($sec in @('system.webServer/rewrite/rules', 'system.webServer/rewrite/outboundRules', 'system.webServer/rewrite/outboundRules/preConditions')) {
-        $el = 'rule'
-        $kind = 'rule'
-        $dir = 'outbound'
-        if ($sec -like '*/preConditions') { $el = 'preCondition'; $kind = 'precondition' }
-        if ($sec -like '*/rules') { $dir = 'inbound' }
+foreach ($sec in @('system.webServer/rewrite/rules', 'system.webServer/rewrite/outboundRules', 'system.webServer/rewrite/outboundRules/preConditions')) {
+    $el = 'rule'
+    $kind = 'rule'
+    $dir = 'outbound'
+    if ($sec -like '*/preConditions') { $el = 'preCondition'; $kind = 'precondition' }
+    if ($sec -like '*/rules') { $dir = 'inbound' }
+    $filter = $sec + '/' + $el
+    foreach ($loc in $Locs) {
         try {
-            foreach ($r in @(Get-WebConfiguration -PSPath $loc -Filter ($sec + '/' + $el) | Where-Object { [string]$_.name -like 'EEMS *' })) {
+            foreach ($r in @(Get-WebConfiguration -PSPath $loc -Filter $filter | Where-Object { [string]$_.name -like 'EEMS *' })) {
                 $key = $sec + '|' + [string]$r.name
                 if ($key -notin $Seen) {
                     $Seen = $Seen + @($key)
