@@ -28,6 +28,7 @@ class VirtualClock:
             start = start.replace(tzinfo=timezone.utc)
         self._start = start
         self._offset = timedelta(0)
+        self._offset_s = 0.0  # _offset in seconds, as ``seconds`` reads it
         self._rate = rate
         self._monotonic = monotonic
         self._t0 = monotonic()
@@ -43,15 +44,27 @@ class VirtualClock:
         return self._rate
 
     def now(self) -> datetime:
-        """The current lab time (UTC, aware).
+        """The current lab time (UTC, aware)."""
+        return self.at(self.seconds())
 
-        No lock: it reads ``_offset`` once (``advance`` replaces it whole, under the lock that keeps
-        concurrent advances from losing one), and every command asks for the time.
+    def seconds(self) -> float:
+        """Lab seconds since ``start``: the current time without making a datetime (the organisation
+        asks before every command whether a check is due: ~85 times per status script).
+
+        No lock: it reads ``_offset_s`` once (``advance`` replaces it whole, under the lock that
+        keeps concurrent advances from losing one).
         """
-        current = self._start + self._offset
         if self._rate:
-            current += timedelta(seconds=(self._monotonic() - self._t0) * self._rate)
-        return current
+            return self._offset_s + (self._monotonic() - self._t0) * self._rate
+        return self._offset_s
+
+    def at(self, seconds: float) -> datetime:
+        """The lab time ``seconds`` after ``start``."""
+        return self._start + timedelta(seconds=seconds)
+
+    def seconds_at(self, when: datetime) -> float:
+        """``when`` as lab seconds since ``start`` (exact to the microsecond, as ``seconds``)."""
+        return (when - self._start).total_seconds()
 
     def advance(self, delta: timedelta | float) -> datetime:
         """Move lab time forward (seconds or a timedelta); returns the new time."""
@@ -61,5 +74,6 @@ class VirtualClock:
             raise ValueError("the lab clock never goes back")
         with self._lock:
             self._offset += delta
+            self._offset_s = self._offset.total_seconds()  # from the exact sum: no float drift
         return self.now()
 

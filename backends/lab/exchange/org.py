@@ -112,8 +112,9 @@ class Organisation:
     catalogue: CatalogueState
     seed: int = 0
     servers: dict[str, LabServer] = field(default_factory=dict)
-    #: the earliest check scheduled on any server (None: none is): until then ``sync`` has nothing to do
-    _earliest: datetime | None = field(default=None, init=False, repr=False)
+    #: the earliest check scheduled on any server, in the clock's ``seconds`` (None: none is): until
+    #: then ``sync`` has nothing to do
+    _earliest: float | None = field(default=None, init=False, repr=False)
     _syncing: int = field(default=0, init=False, repr=False)
     _due_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
@@ -125,9 +126,10 @@ class Organisation:
         """A server scheduled a check at ``when``."""
         if when is None:
             return
+        seconds = self.clock.seconds_at(when)
         with self._due_lock:
-            if self._earliest is None or when < self._earliest:
-                self._earliest = when
+            if self._earliest is None or seconds < self._earliest:
+                self._earliest = seconds
 
     def sync(self) -> int:
         """Run every EM check due on the virtual clock; returns how many ran.
@@ -136,18 +138,19 @@ class Organisation:
         (it did: 200 servers x ~85 cmdlets per status script). While another thread is in a pass,
         this one makes its own, as it did before: a command never runs before what is due has run.
         """
-        now = self.clock.now()
+        seconds = self.clock.seconds()
         with self._due_lock:
-            if not self._syncing and (self._earliest is None or now < self._earliest):
+            if not self._syncing and (self._earliest is None or seconds < self._earliest):
                 return 0
             self._syncing += 1
         try:
+            now = self.clock.at(seconds)
             return sum(s.run_due(now) for s in self.servers.values())
         finally:
             with self._due_lock:
                 self._syncing -= 1
                 pending = [s.next_run for s in self.servers.values() if s.next_run is not None]
-                self._earliest = min(pending) if pending else None
+                self._earliest = self.clock.seconds_at(min(pending)) if pending else None
 
     def advance(self, delta: timedelta | float) -> int:
         """Move the clock forward and run what became due (tests)."""
