@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from textual import events, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.constants import MAX_FPS
 from textual.filter import LineFilter
+from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.worker import Worker, WorkerState
 
@@ -47,6 +49,9 @@ UPDATE_SLICE = 0.008
 #: Server batches wait until no key has come for this long: the frame a key waits for then holds
 #: its own change, not a batch of rows (see _hand_over_batch).
 KEY_QUIET_S = 0.1
+#: How long the rows a refresh held back wait after a key typed while they are handed over: the
+#: key's frame comes first (two frame intervals: its handler, then the screen's next update).
+KEY_FRAME_S = 2 / MAX_FPS
 #: The shortest wait worth a timer: Textual skips a one-shot timer already due when its task first
 #: runs, so a wait of a few microseconds would never fire; a shorter one is no wait at all.
 MIN_TIMER_S = 0.001
@@ -291,8 +296,12 @@ class EmConsoleApp(App[int]):
             self._batch_timer.stop()
             self._batch_timer = None
             self._batch_due = False
+        key_at = self._key_at
         while self._deliver(UPDATE_SLICE):
             await asyncio.sleep(0)
+            if self._key_at != key_at:  # a key came: its frame before the next slice of rows
+                key_at = self._key_at
+                await asyncio.sleep(KEY_FRAME_S)
         self._publish_status()
 
     async def _hand_over_batch(self) -> None:
@@ -313,11 +322,12 @@ class EmConsoleApp(App[int]):
         """Seconds until the operator counts as no longer typing (0: no key for KEY_QUIET_S)."""
         return max(0.0, self._key_at + KEY_QUIET_S - time.monotonic())
 
-    async def on_event(self, event: events.Event) -> None:
-        """Note when the last key came (server batches wait for a pause in the typing)."""
-        if isinstance(event, events.Key):
+    def post_message(self, message: Message) -> bool:
+        """Note when the last key came (server batches wait for a pause in the typing): when it is
+        queued, not when the app gets to it — a batch that started meanwhile held it a whole slice."""
+        if isinstance(message, events.Key):
             self._key_at = time.monotonic()
-        await super().on_event(event)
+        return super().post_message(message)
 
     def _deliver(self, budget: float) -> bool:
         """Queued snapshots to the screens, oldest first, for ``budget`` wall seconds; True when some

@@ -27,6 +27,7 @@ from emconsole.screens.grid import Column, Grid
 from emconsole.screens.help import HelpScreen
 from emconsole.screens.logs import AuditLogScreen, CommandLogScreen, TextViewer
 from emconsole.screens.matrix import MatrixScreen, MitigationListScreen
+from textual import events
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import Input
@@ -175,6 +176,34 @@ async def test_rows_wait_while_keys_come_and_follow_once_they_stop(
         app.publish(replace(view, state=view.state.model_copy(update={"blocked": ("M8",)})))
         await wait_until(pilot, lambda: fleet.grid.row("LAB-EX02")[8].plain == "M8")  # type: ignore[index]
         assert time.monotonic() - started >= 0.3
+
+
+async def test_a_key_counts_once_queued_and_has_its_frame_before_more_rows(
+        console_lab: LabStarter, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A key still in the app's queue already counts as typing (a batch that started before the app
+    reached it held it a slice and a frame), and a refresh's final hand-over of rows waits for the
+    frame of a key typed meanwhile before its next slice."""
+    _lab, config = console_lab(servers=3)
+    async with fleet_on(config, SIZE) as (app, _pilot, fleet):
+        assert app.engine is not None and app.typing_for() == 0
+        app.post_message(events.Key("down", None))
+        assert app.typing_for() > 0  # queued, not handled yet
+        await asyncio.sleep(2 * app_module.KEY_QUIET_S)
+        monkeypatch.setattr(app_module, "UPDATE_SLICE", 0.0)  # one snapshot per slice
+        monkeypatch.setattr(app_module, "KEY_FRAME_S", 1.0)
+        monkeypatch.setattr(app_module, "KEY_QUIET_S", 30.0)  # no batch of its own meanwhile
+        views = app.engine.views()
+        for one in views:
+            app.publish(replace(one, busy="catching up"))
+        cursor = fleet.grid.cursor_index
+        handing = asyncio.ensure_future(app.hand_over())
+        await asyncio.sleep(0)  # its first slice
+        app.post_message(events.Key("up" if cursor else "down", None))
+        await asyncio.sleep(0.2)
+        assert app._pending and fleet.grid.cursor_index != cursor  # the key first, the rows wait
+        await handing
+        rows = [fleet.grid.row(v.name) for v in views]
+        assert not app._pending and all(row is not None and "catching up" in row[12].plain for row in rows)
 
 
 async def test_the_top_bar_and_the_ages_wait_while_keys_come(console_lab: LabStarter,
