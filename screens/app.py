@@ -326,8 +326,19 @@ class EmConsoleApp(App[int]):
         """Note when the last key came (server batches wait for a pause in the typing): when it is
         queued, not when the app gets to it — a batch that started meanwhile held it a whole slice."""
         if isinstance(message, events.Key):
-            self._key_at = time.monotonic()
+            self._note_key()
         return super().post_message(message)
+
+    async def on_event(self, event: events.Event) -> None:
+        """And again once the screen shows the key: the pause before the next key counts from
+        there (a key slower than KEY_QUIET_S to show, `/` laying the screen out, let the rows and
+        the top bar in just before the next one)."""
+        if isinstance(event, events.Key):
+            self.call_after_refresh(self._note_key)
+        await super().on_event(event)
+
+    def _note_key(self) -> None:
+        self._key_at = time.monotonic()
 
     def _deliver(self, budget: float) -> bool:
         """Queued snapshots to the screens, oldest first, for ``budget`` wall seconds; True when some

@@ -206,6 +206,22 @@ async def test_a_key_counts_once_queued_and_has_its_frame_before_more_rows(
         assert not app._pending and all(row is not None and "catching up" in row[12].plain for row in rows)
 
 
+async def test_the_pause_after_a_key_counts_from_its_frame(console_lab: LabStarter,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The operator types on after seeing a key's effect: a key slow to show (the event loop busy,
+    here blocked) does not use up the pause that lets the rows and the top bar in."""
+    _lab, config = console_lab(servers=3)
+    async with fleet_on(config, SIZE) as (app, pilot, fleet):
+        await pilot.press("slash")
+        await wait_until(pilot, lambda: fleet.focused is not None and fleet.focused.id == "filter")
+        monkeypatch.setattr(app_module, "KEY_QUIET_S", 0.5)
+        await asyncio.sleep(0.6)
+        app.post_message(events.Key("x", "x"))  # the filter box takes it: it goes no further
+        time.sleep(0.3)  # the key waits in the queue, unseen
+        assert app.typing_for() < 0.25
+        await wait_until(pilot, lambda: app.typing_for() > 0.35, timeout=3.0)
+
+
 async def test_the_top_bar_and_the_ages_wait_while_keys_come(console_lab: LabStarter,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """As the rows: while the operator types, the top bar's progress is not redrawn (it shows the
