@@ -68,7 +68,7 @@ class ServerDetailScreen(TableScreen, ServerActions):
     def compose(self) -> ComposeResult:
         yield TopBar(id="topbar")
         yield Static(id="facts")
-        yield filter_bar("regex filter — ! in front inverts")
+        yield filter_bar(self.grid, "regex filter — ! in front inverts")
         yield self.grid
         with VerticalScroll(id="events"):
             yield Static(id="events-text")

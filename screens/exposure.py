@@ -128,7 +128,7 @@ class ExposureScreen(TableScreen, ServerActions):
 
     def compose(self) -> ComposeResult:
         yield TopBar(id="topbar")
-        yield filter_bar()
+        yield filter_bar(self.grid)
         yield self.grid
         with VerticalScroll(id="reason"):
             yield Static(id="reason-text")
@@ -145,8 +145,7 @@ class ExposureScreen(TableScreen, ServerActions):
 
     def show_cve(self, cve: str) -> None:
         """Only this CVE's cells (the filter, which escape clears)."""
-        self.grid.set_filter(cve)
-        self.query_one("#filter", Input).value = cve
+        self.query_one("#filter", Input).value = cve  # the grid's filter follows
         self.query_one("#filter", Input).display = True
         self.grid.focus()
 

@@ -298,10 +298,12 @@ class Grid(ScrollView, can_focus=True):
 
     # ----- view state ---------------------------------------------------------------------------
     def set_filter(self, expr: str) -> None:
-        """Regex filter over the whole row; ``!`` in front keeps the rows that do NOT match."""
+        """Regex filter over the whole row; ``!`` in front keeps the rows that do NOT match. Applied
+        at once (one per key typed, not a batch to gather): the rows reach the key's own frame."""
         self.filter_text = expr
         self._pattern, self._inverted, self.filter_error = compile_filter(expr)
-        self._invalidate(repaint=False)  # drawn again only if other rows pass
+        self._dirty = True  # drawn again only if other rows pass
+        self._apply()
 
     def sort_by(self, column: int | None, reverse: bool = False) -> None:
         """Sort by a column (None: insertion order)."""

@@ -222,6 +222,19 @@ async def test_the_pause_after_a_key_counts_from_its_frame(console_lab: LabStart
         await wait_until(pilot, lambda: app.typing_for() > 0.35, timeout=3.0)
 
 
+async def test_a_filter_character_and_its_rows_share_a_frame(console_lab: LabStarter) -> None:
+    """The table's filter follows the box in the turn the text changed, not a few turns later
+    through a message (then the character and the rows were two frames)."""
+    _lab, config = console_lab(servers=3)
+    async with fleet_on(config, SIZE) as (_app, pilot, fleet):
+        await pilot.press("slash")
+        box = fleet.query_one("#filter", FilterBox)
+        box.value = "EX02"
+        assert fleet.grid.filter_text == "EX02" and fleet.grid.visible_keys == ["LAB-EX02"]
+        await pilot.press("escape")
+        assert fleet.grid.filter_text == "" and len(fleet.grid.visible_keys) == 3
+
+
 async def test_the_top_bar_and_the_ages_wait_while_keys_come(console_lab: LabStarter,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """As the rows: while the operator types, the top bar's progress is not redrawn (it shows the
@@ -441,8 +454,9 @@ class _FilterApp(App[None]):
     CSS = "FilterBox { width: 24; }"
 
     def compose(self) -> ComposeResult:
-        yield FilterBox(id="box")
-        yield Grid([Column("name", "Server")])
+        grid = Grid([Column("name", "Server")])
+        yield FilterBox(grid.set_filter, id="box")
+        yield grid
 
 
 async def test_filter_box_typing_lays_nothing_out_and_scrolls_to_the_cursor(
@@ -459,7 +473,7 @@ async def test_filter_box_typing_lays_nothing_out_and_scrolls_to_the_cursor(
         await pilot.press(*typed)
         await pilot.pause()
         assert layouts == []
-        assert box.value == typed
+        assert box.value == typed and app.query_one(Grid).filter_text == typed
         shown = "".join(s.text for s in box.render_line(0))
         assert "XYZ" in shown and "abc" not in shown and box.scroll_x > 0
         await pilot.press("home")
