@@ -258,3 +258,21 @@ async def test_read_only_greys_the_jump_and_the_leftover_delete_out(console_lab:
         await pilot.press("question_mark")
         assert "Fix  (unavailable)" in screen_text(app)
         assert app.engine is not None and app.engine.audit.records() == []
+
+
+async def test_the_view_opened_for_one_cve_shows_only_its_cells(console_lab: LabStarter) -> None:
+    """Opened for a CVE (or told one while open), the view filters on it through its filter box, and
+    escape shows every cell again."""
+    _lab, config = console_lab(servers=6, faults=FAULTS, scripted=SCRIPTED)
+    async with fleet_on(config, SIZE) as (app, pilot, _fleet):
+        app.action_exposure(M1)
+        await wait_until(pilot, lambda: isinstance(app.screen, ExposureScreen) and app.screen.ready)
+        screen = app.screen
+        assert isinstance(screen, ExposureScreen)
+        await wait_until(pilot, lambda: cells(screen) == [c for c in EXPECTED_ORDER if c[1] == M1])
+        assert screen.grid.filter_text == M1
+        app.action_exposure(M2)
+        await pilot.pause()
+        assert cells(screen) == [c for c in EXPECTED_ORDER if c[1] == M2]
+        await pilot.press("escape")
+        assert cells(screen) == EXPECTED_ORDER
