@@ -145,8 +145,9 @@ class ExposureScreen(TableScreen, ServerActions):
 
     def show_cve(self, cve: str) -> None:
         """Only this CVE's cells (the filter, which escape clears)."""
-        self.query_one("#filter", Input).value = cve  # the grid's filter follows
-        self.query_one("#filter", Input).display = True
+        box = self.query_one("#filter", Input)
+        box.value = cve  # the grid's filter follows
+        box.display = True
         self.grid.focus()
 
     # ----- rows ---------------------------------------------------------------------------------
